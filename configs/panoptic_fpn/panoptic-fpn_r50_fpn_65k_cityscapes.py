@@ -21,3 +21,6 @@ model = dict(
     # Cityscapes convention: stuff segments under 2048 px become void
     test_cfg=dict(panoptic=dict(stuff_area_limit=2048)))
 train_dataloader = dict(batch_size=4, num_workers=4)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
+log_processor = dict(by_epoch=False)

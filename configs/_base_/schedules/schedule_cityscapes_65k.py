@@ -22,7 +22,4 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
 
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
-log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -1,0 +1,111 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""Small array helpers for COCO-format panoptic id maps.
+
+A COCO panoptic PNG stores a segment id per pixel as
+``id = R + 256 * G + 256 ** 2 * B`` (0 is void). panopticapi has ``rgb2id``
+but is not installable, so the conversions are written here (vectorized).
+"""
+from typing import Tuple
+
+import numpy as np
+
+VOID_ID = 0
+# Largest id an RGB triple can hold.
+MAX_SEGMENT_ID = 256**3 - 1
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """Convert an RGB panoptic PNG to segment ids.
+
+    Args:
+        rgb (np.ndarray): (H, W, 3) array in RGB channel order.
+
+    Returns:
+        np.ndarray: (H, W) int64 segment ids.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError('a panoptic PNG must have 3 channels (RGB), got an '
+                         f'array of shape {rgb.shape}')
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def id_to_rgb(id_map: np.ndarray) -> np.ndarray:
+    """Convert segment ids to an RGB panoptic image (inverse of
+    :func:`rgb_to_id`).
+
+    Args:
+        id_map (np.ndarray): (H, W) non-negative integer ids < 256**3.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 array in RGB channel order.
+    """
+    id_map = np.asarray(id_map, dtype=np.int64)
+    if id_map.size and (id_map.min() < 0 or id_map.max() > MAX_SEGMENT_ID):
+        raise ValueError('segment ids must lie in [0, 256**3 - 1] to fit in '
+                         'an RGB PNG')
+    shifts = np.array([0, 8, 16], dtype=np.int64)
+    return ((id_map[..., None] >> shifts) & 255).astype(np.uint8)
+
+
+def lookup_segments(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
+    """Index of each pixel's segment id in ``segment_ids``.
+
+    Args:
+        id_map (np.ndarray): (H, W) integer segment ids.
+        segment_ids (np.ndarray): (K, ) distinct integer ids.
+
+    Returns:
+        np.ndarray: (H, W) int64 array holding, for each pixel, the position
+        ``k`` with ``segment_ids[k] == id_map[y, x]``, or -1 when the pixel's
+        id is not listed (void or unknown ids).
+    """
+    segment_ids = np.asarray(segment_ids, dtype=np.int64).reshape(-1)
+    index = np.full(id_map.shape, -1, dtype=np.int64)
+    if segment_ids.size == 0:
+        return index
+    order = np.argsort(segment_ids, kind='stable')
+    sorted_ids = segment_ids[order]
+    if np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        raise ValueError(f'segment ids must be distinct, got {segment_ids}')
+    pos = np.searchsorted(sorted_ids, id_map).clip(max=sorted_ids.size - 1)
+    hit = sorted_ids[pos] == id_map
+    index[hit] = order[pos[hit]]
+    return index
+
+
+def segment_areas_and_boxes(
+        segment_index: np.ndarray,
+        num_segments: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Pixel count and tight box of every segment of an index map.
+
+    Args:
+        segment_index (np.ndarray): (H, W) integer map, ``k`` in
+            ``[0, num_segments)`` for pixels of segment ``k``, negative for
+            pixels of no segment (see :func:`lookup_segments`).
+        num_segments (int): K, the number of segments.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]:
+
+        - areas: (K, ) int64 pixel counts.
+        - boxes: (K, 4) int64 COCO boxes ``[x, y, w, h]`` (``w`` and ``h``
+          count pixels, so a single pixel has ``w = h = 1``); all zeros for
+          a segment without pixels.
+    """
+    height, width = segment_index.shape
+    ys, xs = np.nonzero(segment_index >= 0)
+    ks = segment_index[ys, xs]
+    areas = np.bincount(ks, minlength=num_segments).astype(np.int64)
+    # which rows / columns each segment touches: (K, H) and (K, W)
+    rows = np.zeros((num_segments, height), dtype=bool)
+    cols = np.zeros((num_segments, width), dtype=bool)
+    rows[ks, ys] = True
+    cols[ks, xs] = True
+    y0 = rows.argmax(axis=1)
+    y1 = height - 1 - rows[:, ::-1].argmax(axis=1)
+    x0 = cols.argmax(axis=1)
+    x1 = width - 1 - cols[:, ::-1].argmax(axis=1)
+    boxes = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
+    boxes[areas == 0] = 0
+    return areas, boxes.astype(np.int64)

@@ -1,0 +1,72 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmdet.datasets.transforms import PackDetInputs
+from mmengine.structures import PixelData
+
+from mmpanoptic_plus.registry import TRANSFORMS
+
+DEFAULT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape',
+                     'scale_factor', 'flip', 'flip_direction', 'seg_map_path',
+                     'segments_info')
+
+
+@TRANSFORMS.register_module()
+class PackPanopticInputs(PackDetInputs):
+    """mmdet's :class:`PackDetInputs` plus the panoptic ground truth the
+    metric needs.
+
+    Besides what :class:`PackDetInputs` packs (``gt_instances``,
+    ``ignored_instances`` for crowd, ``gt_sem_seg``), sets
+    ``data_sample.gt_panoptic_seg = PixelData(sem_seg=int64 tensor (1, H, W))``
+    holding the raw segment ids of the panoptic PNG when ``results`` has
+    ``gt_panoptic_seg`` (see :class:`LoadPanopticAnnotations`), and by
+    default keeps ``seg_map_path`` and ``segments_info`` in the metainfo.
+
+    Args:
+        meta_keys (Sequence[str]): Keys of ``results`` copied to the data
+            sample's metainfo. Defaults to mmdet's keys plus
+            ``'seg_map_path', 'segments_info'``.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+        super().__init__(meta_keys=meta_keys)
+
+    @staticmethod
+    def _check_panoptic_aligned(results: dict) -> None:
+        """Refuse a ``gt_panoptic_seg`` that geometric transforms left
+        behind (they update ``gt_seg_map`` but not this key)."""
+        panoptic = results['gt_panoptic_seg']
+        semantic = results.get('gt_seg_map')
+        flip_now = (bool(results.get('flip', False)),
+                    results.get('flip_direction'))
+        flip_at_load = results.get('gt_panoptic_seg_flip', flip_now)
+        if (semantic is not None and semantic.shape != panoptic.shape) or \
+                tuple(flip_at_load) != flip_now:
+            raise ValueError(
+                'gt_panoptic_seg no longer matches the other annotations: a '
+                'flip/resize/crop/pad ran after LoadPanopticAnnotations and '
+                'those transforms do not update gt_panoptic_seg. Set '
+                'with_panoptic_seg=False in LoadPanopticAnnotations of this '
+                '(training) pipeline, or load annotations after the '
+                'geometric transforms.')
+
+    def transform(self, results: dict) -> dict:
+        """Pack ``results`` into ``inputs`` and a ``DetDataSample``.
+
+        Args:
+            results (dict): Result dict from the data pipeline.
+
+        Returns:
+            dict: ``inputs`` (torch.Tensor (C, H, W)) and ``data_samples``
+            (DetDataSample).
+        """
+        packed = super().transform(results)
+        if results.get('gt_panoptic_seg') is not None:
+            self._check_panoptic_aligned(results)
+            panoptic = np.asarray(results['gt_panoptic_seg'], dtype=np.int64)
+            packed['data_samples'].gt_panoptic_seg = PixelData(
+                sem_seg=torch.from_numpy(panoptic[None].copy()))
+        return packed
