@@ -1,0 +1,10 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .panoptic_drawing import (panoptic_boundaries, panoptic_to_rgb,
+                               resolve_palette, segment_ids_to_panoptic,
+                               segment_label_points)
+from .panoptic_local_visualizer import PanopticLocalVisualizer
+
+__all__ = [
+    'PanopticLocalVisualizer', 'panoptic_to_rgb', 'panoptic_boundaries',
+    'segment_label_points', 'segment_ids_to_panoptic', 'resolve_palette'
+]
