@@ -1,5 +1,9 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 from .formatting import PackPanopticInputs
 from .loading import LoadPanopticAnnotations
+from .panoptic_deeplab_targets import GeneratePanopticDeepLabTargets
 
-__all__ = ['LoadPanopticAnnotations', 'PackPanopticInputs']
+__all__ = [
+    'LoadPanopticAnnotations', 'PackPanopticInputs',
+    'GeneratePanopticDeepLabTargets'
+]

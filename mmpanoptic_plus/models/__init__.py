@@ -1,0 +1,1 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.

@@ -1,0 +1,13 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""Pure post-processing functions: head outputs -> panoptic maps."""
+from .instance_center import find_instance_centers, group_pixels
+from .panoptic_deeplab import (PanopticDeepLabResult,
+                               panoptic_deeplab_postprocess)
+from .panoptic_merge import (INSTANCE_OFFSET, merge_semantic_and_instance,
+                             vote_instance_classes)
+
+__all__ = [
+    'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
+    'vote_instance_classes', 'panoptic_deeplab_postprocess',
+    'PanopticDeepLabResult', 'INSTANCE_OFFSET'
+]
