@@ -13,6 +13,7 @@ from mmdet.registry import DATA_SAMPLERS as MMDET_DATA_SAMPLERS
 from mmdet.registry import DATASETS as MMDET_DATASETS
 from mmdet.registry import EVALUATOR as MMDET_EVALUATOR
 from mmdet.registry import HOOKS as MMDET_HOOKS
+from mmdet.registry import LOG_PROCESSORS as MMDET_LOG_PROCESSORS
 from mmdet.registry import LOOPS as MMDET_LOOPS
 from mmdet.registry import METRICS as MMDET_METRICS
 from mmdet.registry import MODEL_WRAPPERS as MMDET_MODEL_WRAPPERS
@@ -39,6 +40,8 @@ def _child(name: str, parent: Registry, locations: list) -> Registry:
 
 RUNNERS = _child('runner', MMDET_RUNNERS, ['mmpanoptic_plus.engine'])
 LOOPS = _child('loop', MMDET_LOOPS, ['mmpanoptic_plus.engine'])
+LOG_PROCESSORS = _child('log_processor', MMDET_LOG_PROCESSORS,
+                        ['mmpanoptic_plus.engine'])
 HOOKS = _child('hook', MMDET_HOOKS, ['mmpanoptic_plus.engine.hooks'])
 DATASETS = _child('dataset', MMDET_DATASETS, ['mmpanoptic_plus.datasets'])
 DATA_SAMPLERS = _child('data sampler', MMDET_DATA_SAMPLERS,

@@ -51,7 +51,7 @@ model = dict(
 
 train_dataloader = dict(batch_size=4, num_workers=2)
 
-max_iters = 3000
+max_iters = 2000
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
 val_cfg = dict(type='ValLoop')

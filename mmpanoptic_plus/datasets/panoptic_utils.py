@@ -9,9 +9,12 @@ from typing import Tuple
 
 import numpy as np
 
+# One codec for the whole project: the evaluation side owns the PNG reader and
+# writer, and the inverse of rgb_to_id lives next to them.
+from mmpanoptic_plus.evaluation.functional.panoptic_io import \
+    ids_to_rgb as id_to_rgb  # noqa: F401
+
 VOID_ID = 0
-# Largest id an RGB triple can hold.
-MAX_SEGMENT_ID = 256**3 - 1
 
 
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
@@ -28,24 +31,6 @@ def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
                          f'array of shape {rgb.shape}')
     rgb = rgb.astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def id_to_rgb(id_map: np.ndarray) -> np.ndarray:
-    """Convert segment ids to an RGB panoptic image (inverse of
-    :func:`rgb_to_id`).
-
-    Args:
-        id_map (np.ndarray): (H, W) non-negative integer ids < 256**3.
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8 array in RGB channel order.
-    """
-    id_map = np.asarray(id_map, dtype=np.int64)
-    if id_map.size and (id_map.min() < 0 or id_map.max() > MAX_SEGMENT_ID):
-        raise ValueError('segment ids must lie in [0, 256**3 - 1] to fit in '
-                         'an RGB PNG')
-    shifts = np.array([0, 8, 16], dtype=np.int64)
-    return ((id_map[..., None] >> shifts) & 255).astype(np.uint8)
 
 
 def lookup_segments(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:

@@ -1,0 +1,86 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""Make the mmengine runner's distributed set-up work on CPU-only machines.
+
+Shared by ``tools/train.py`` and ``tools/test.py``. mmengine 0.10.7 assumes
+CUDA for distributed runs in three places, all of which fail on a CPU
+machine (``tools/dist_train.sh CONFIG 2`` there):
+
+1. the configs' ``dist_cfg.backend='nccl'`` needs CUDA; gloo does not;
+2. ``mmengine.dist.init_dist('pytorch')`` calls ``torch.cuda.set_device``,
+   which a CPU build of torch does not even have (AttributeError);
+3. ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to
+   ``DistributedDataParallel``, which refuses ``device_ids`` for a module on
+   the CPU.
+"""
+import datetime
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
+    """Adapt ``cfg`` (in place) and the process group to a machine without
+    CUDA. Does nothing when CUDA is available.
+
+    * ``env_cfg.dist_cfg.backend``: ``'nccl'`` becomes ``'gloo'``.
+    * launcher ``'pytorch'``: initializes the process group here from the
+      ``torchrun`` environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+      ``MASTER_PORT``); the runner then skips its own ``init_dist``. The
+      ``'slurm'`` and ``'mpi'`` launchers are still initialized by mmengine,
+      which needs CUDA for them.
+    * any launcher but ``'none'``: ``model_wrapper_cfg.device_ids = None``
+      (the runner only sets a default for it), so DDP wraps a CPU module.
+
+    Args:
+        cfg (Config): The full config; ``env_cfg`` and ``model_wrapper_cfg``
+            are updated.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        Config: ``cfg`` itself.
+    """
+    if torch.cuda.is_available():
+        return cfg
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        print_log(
+            'CUDA is not available: distributed backend nccl -> gloo',
+            logger='current')
+    if launcher == 'none':
+        return cfg
+
+    wrapper_cfg = cfg.get('model_wrapper_cfg', None)
+    if wrapper_cfg is None:
+        # the arguments mmengine's Runner.wrap_model uses by default
+        wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper_cfg['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper_cfg
+
+    if launcher == 'pytorch' and not torch_dist.is_initialized():
+        for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+            if name not in os.environ:
+                raise RuntimeError(
+                    f'--launcher pytorch needs the environment variable '
+                    f'{name}; start the script with torchrun or '
+                    'tools/dist_train.sh / tools/dist_test.sh')
+        # `init_backend` is an argument of mmengine's init_dist, not torch's
+        init_kwargs = {
+            key: value
+            for key, value in dist_cfg.items()
+            if key not in ('backend', 'init_backend')
+        }
+        if 'timeout' in init_kwargs:
+            # mmengine's init_dist takes seconds, torch a timedelta
+            init_kwargs['timeout'] = datetime.timedelta(
+                seconds=init_kwargs['timeout'])
+        torch_dist.init_process_group(
+            backend=dist_cfg['backend'], **init_kwargs)
+    return cfg
