@@ -5,9 +5,17 @@ from .panoptic_deeplab import (PanopticDeepLabResult,
                                panoptic_deeplab_postprocess)
 from .panoptic_merge import (INSTANCE_OFFSET, merge_semantic_and_instance,
                              vote_instance_classes)
+from .realtime_panoptic import (RTP_TEST_CFG, CroppedMasks, build_dense_boxes,
+                                rtp_instance_masks, rtp_mask_probabilities,
+                                rtp_panoptic_fusion, rtp_panoptic_predict,
+                                select_query_boxes,
+                                semantic_labels_to_output)
 
 __all__ = [
     'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
     'vote_instance_classes', 'panoptic_deeplab_postprocess',
-    'PanopticDeepLabResult', 'INSTANCE_OFFSET'
+    'PanopticDeepLabResult', 'INSTANCE_OFFSET', 'RTP_TEST_CFG',
+    'CroppedMasks', 'build_dense_boxes', 'rtp_instance_masks',
+    'rtp_mask_probabilities', 'rtp_panoptic_fusion', 'rtp_panoptic_predict',
+    'select_query_boxes', 'semantic_labels_to_output'
 ]

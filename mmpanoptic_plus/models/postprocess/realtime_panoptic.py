@@ -1,0 +1,179 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""RealTimePanoptic (RTP) post-processing: raw head outputs -> panoptic maps.
+
+Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
+2020, Sec. 3.3: query boxes from NMS on ``class probability x centerness``,
+the levelness-chosen dense box map, ``P_loc = IoU(dense box, query box)``,
+masks ``P_loc * P_sem(class) >= sigma``, then the panoptic fusion of Kirillov
+et al. (CVPR 2019). The pieces live in :mod:`.rtp_dense_box_masks` and
+:mod:`.rtp_panoptic_fusion`; :func:`rtp_panoptic_predict` chains them for a
+batch.
+"""
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+from .rtp_dense_box_masks import (CroppedMasks, box_iou_map,
+                                  box_localization_map,
+                                  build_dense_boxes, resample_to_output,
+                                  rtp_instance_masks, rtp_mask_probabilities,
+                                  sample_level_regressions,
+                                  semantic_labels_to_output,
+                                  threshold_upsampled_masks)
+from .rtp_panoptic_fusion import rtp_panoptic_fusion, select_query_boxes
+
+__all__ = [
+    'RTP_TEST_CFG', 'rtp_panoptic_predict', 'CroppedMasks', 'box_iou_map',
+    'box_localization_map', 'build_dense_boxes', 'resample_to_output',
+    'rtp_instance_masks', 'rtp_mask_probabilities',
+    'sample_level_regressions', 'semantic_labels_to_output',
+    'threshold_upsampled_masks', 'rtp_panoptic_fusion', 'select_query_boxes'
+]
+
+#: Defaults of :func:`rtp_panoptic_predict`. Query selection follows the
+#: released code (score 0.05, top 1000 per level, NMS 0.6, 100 boxes); mask
+#: construction the paper (plain IoU, sigma 0.3; the released code's variant
+#: is ``iou_type='giou', mask_thr=0.4``); fusion Kirillov et al. with mmdet's
+#: Panoptic FPN limits (overlap 0.5, stuff area 4096).
+RTP_TEST_CFG = dict(
+    score_thr=0.05,
+    nms_pre=1000,
+    nms=dict(type='nms', iou_threshold=0.6),
+    max_per_img=100,
+    min_bbox_size=0,
+    agnostic_iou_thr=None,
+    use_levelness=True,
+    iou_type='iou',
+    mask_thr=0.3,
+    chunk_size=8,
+    overlap_thr=0.5,
+    stuff_area_limit=4096,
+    instance_score_thr=0.0)
+
+
+def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
+                         centernesses: Sequence[Tensor],
+                         bbox_preds: Sequence[Tensor],
+                         levelness_logits: Optional[Tensor],
+                         sem_logits: Tensor,
+                         batch_img_metas: Sequence[dict],
+                         strides: Sequence[int],
+                         num_things: int,
+                         num_stuff: int,
+                         test_cfg: Optional[dict] = None,
+                         rescale: bool = True,
+                         stride: int = 4) -> List[Dict[str, object]]:
+    """Panoptic maps from RTP's raw predictions for a batch.
+
+    Args:
+        cls_probs (Sequence[Tensor]): Per level (B, T, H_l, W_l) thing class
+            probabilities (after sigmoid).
+        centernesses (Sequence[Tensor]): Per level (B, 1, H_l, W_l)
+            centerness logits.
+        bbox_preds (Sequence[Tensor]): Per level (B, 4, H_l, W_l) ltrb
+            distances in input-image pixels.
+        levelness_logits (Tensor, optional): (B, L + 1, h, w) at ``stride``,
+            channel 0 = background; unused when ``use_levelness`` is False.
+        sem_logits (Tensor): (B, C, h, w) semantic logits at ``stride``,
+            things first.
+        batch_img_metas (Sequence[dict]): Per image ``img_shape`` (valid part
+            of the padded input) and, when ``rescale``, ``ori_shape`` and
+            ``scale_factor`` (w, h).
+        strides (Sequence[int]): FPN strides, e.g. (8, 16, 32, 64, 128).
+        num_things (int): Number of thing classes (T).
+        num_stuff (int): Number of stuff classes (C - T).
+        test_cfg (dict, optional): Overrides of :data:`RTP_TEST_CFG`.
+        rescale (bool): Return results at ``ori_shape`` (boxes divided by
+            ``scale_factor``) instead of ``img_shape``. Defaults to True.
+        stride (int): Stride of levelness and semantic maps. Defaults to 4.
+
+    Returns:
+        list[dict]: Per image ``pan_results`` (PixelData with ``sem_seg``
+        (1, H, W) int64 in mmdet's panoptic encoding) and ``ins_results``
+        (InstanceData: ``bboxes``, ``scores``, ``labels``, ``masks``, the
+        masks before fusion as :class:`CroppedMasks`, whose ``to_dense()``
+        gives (N, H, W) bool).
+    """
+    cfg = dict(RTP_TEST_CFG)
+    if test_cfg:
+        unknown = set(test_cfg) - set(RTP_TEST_CFG)
+        if unknown:
+            raise KeyError(f'unknown RTP test_cfg keys {sorted(unknown)}; '
+                           f'known: {sorted(RTP_TEST_CFG)}')
+        cfg.update(test_cfg)
+    if sem_logits.size(1) != num_things + num_stuff:
+        raise ValueError(f'semantic logits have {sem_logits.size(1)} '
+                         f'channels, expected {num_things} things + '
+                         f'{num_stuff} stuff')
+    if len(batch_img_metas) != sem_logits.size(0):
+        raise ValueError(f'{len(batch_img_metas)} image metas for a batch '
+                         f'of {sem_logits.size(0)}')
+    img_shapes = [tuple(meta['img_shape'][:2]) for meta in batch_img_metas]
+    queries = select_query_boxes(
+        cls_probs,
+        centernesses,
+        bbox_preds,
+        strides,
+        img_shapes=img_shapes,
+        score_thr=cfg['score_thr'],
+        nms_pre=cfg['nms_pre'],
+        nms_cfg=cfg['nms'],
+        max_per_img=cfg['max_per_img'],
+        min_bbox_size=cfg['min_bbox_size'],
+        agnostic_iou_thr=cfg['agnostic_iou_thr'])
+    dense_boxes, valid = build_dense_boxes(
+        bbox_preds,
+        strides,
+        levelness_logits,
+        size=tuple(sem_logits.shape[-2:]),
+        use_levelness=cfg['use_levelness'],
+        out_stride=stride)
+    if tuple(dense_boxes.shape[-2:]) != tuple(sem_logits.shape[-2:]):
+        raise ValueError(
+            f'levelness {tuple(dense_boxes.shape[-2:])} and semantic '
+            f'{tuple(sem_logits.shape[-2:])} maps must have the same size')
+    sem_probs = sem_logits.softmax(dim=1)
+    results = []
+    for img_id, (meta, instances) in enumerate(zip(batch_img_metas,
+                                                   queries)):
+        img_shape = img_shapes[img_id]
+        out_shape = tuple(meta['ori_shape'][:2]) if rescale else img_shape
+        masks = rtp_instance_masks(
+            instances.bboxes,
+            instances.labels,
+            dense_boxes[img_id],
+            sem_probs[img_id],
+            valid[img_id],
+            img_shape=img_shape,
+            out_shape=out_shape,
+            stride=stride,
+            iou_type=cfg['iou_type'],
+            mask_thr=cfg['mask_thr'],
+            chunk_size=cfg['chunk_size'])
+        sem_seg = semantic_labels_to_output(sem_logits[img_id], img_shape,
+                                            out_shape, stride)
+        pan = rtp_panoptic_fusion(
+            masks,
+            instances.labels,
+            instances.scores,
+            sem_seg,
+            num_things,
+            num_stuff,
+            overlap_thr=cfg['overlap_thr'],
+            stuff_area_limit=cfg['stuff_area_limit'],
+            score_thr=cfg['instance_score_thr'])
+        bboxes = instances.bboxes
+        if rescale:
+            scale_factor = meta.get('scale_factor', (1.0, 1.0))
+            bboxes = bboxes / bboxes.new_tensor(scale_factor).repeat(2)
+        ins_results = InstanceData(
+            bboxes=bboxes,
+            scores=instances.scores,
+            labels=instances.labels,
+            masks=masks)
+        results.append(
+            dict(
+                pan_results=PixelData(sem_seg=pan[None]),
+                ins_results=ins_results))
+    return results
