@@ -34,26 +34,29 @@ def test_check_dependencies_passes_on_pinned_stack():
     mmpanoptic_plus.check_dependencies()
 
 
-def test_lazy_parent_registry_trap_and_fix():
-    # In a fresh interpreter our scope cannot see mmdet's ResNet until
-    # register_all_modules() imported mmdet.models (the trap DESIGN.md notes).
+def test_register_all_modules_fills_the_lazy_parent_registries():
+    # mmdet's registries are filled lazily: importing our registry does not
+    # import mmdet.models, and a parent lookup never triggers that import (the
+    # trap DESIGN.md notes). register_all_modules() imports it, so ResNet
+    # resolves in our scope in a fresh interpreter.
     code = '''
+import sys
 from mmengine import DefaultScope
 from mmpanoptic_plus.registry import MODELS
-DefaultScope.get_instance('probe', scope_name='mmpanoptic_plus')
-try:
-    MODELS.build(dict(type='ResNet', depth=18))
-    print('built-before')
-except KeyError:
-    print('missing-before')
+print('before', 'mmdet.models' in sys.modules, 'mmseg.models' in sys.modules)
 from mmpanoptic_plus.utils import register_all_modules
 register_all_modules()
+print('after', 'mmdet.models' in sys.modules, 'mmseg.models' in sys.modules)
+print(DefaultScope.get_current_instance().scope_name)
 m = MODELS.build(dict(type='ResNet', depth=18))
 print(type(m).__module__)
 '''
     out = subprocess.run([sys.executable, '-c', code],
                          capture_output=True, text=True, check=True).stdout
-    assert out.split() == ['missing-before', 'mmdet.models.backbones.resnet']
+    assert out.split() == [
+        'before', 'False', 'False', 'after', 'True', 'True', 'mmpanoptic_plus',
+        'mmdet.models.backbones.resnet'
+    ]
 
 
 def test_nested_mmseg_types_resolve_to_the_class_meant():
