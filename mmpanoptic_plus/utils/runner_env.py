@@ -10,7 +10,9 @@ machine (``tools/dist_train.sh CONFIG 2`` there):
    which a CPU build of torch does not even have (AttributeError);
 3. ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to
    ``DistributedDataParallel``, which refuses ``device_ids`` for a module on
-   the CPU.
+   the CPU;
+4. ``SyncBatchNorm`` (the paper-scale configs' ``norm_cfg=dict(type=
+   'SyncBN')``) only runs on CUDA tensors.
 """
 import datetime
 import os
@@ -19,6 +21,24 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+
+
+def _sync_bn_to_bn(node) -> int:
+    """Replace every ``SyncBN`` norm type in a (nested) config by ``BN``,
+    in place; returns how many were replaced. On CPU, SyncBatchNorm raises
+    "expected input tensor to be on GPU"; plain BN is what it computes on a
+    single process anyway (statistics are then per process)."""
+    replaced = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'mmseg.SyncBN', 'mmdet.SyncBN'):
+            node['type'] = 'BN'
+            replaced += 1
+        for value in node.values():
+            replaced += _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            replaced += _sync_bn_to_bn(value)
+    return replaced
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
@@ -31,6 +51,7 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
       ``MASTER_PORT``); the runner then skips its own ``init_dist``. The
       ``'slurm'`` and ``'mpi'`` launchers are still initialized by mmengine,
       which needs CUDA for them.
+    * every ``SyncBN`` in ``cfg.model`` becomes ``BN``.
     * any launcher but ``'none'``: ``model_wrapper_cfg.device_ids = None``
       (the runner only sets a default for it), so DDP wraps a CPU module.
 
@@ -51,6 +72,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
         print_log(
             'CUDA is not available: distributed backend nccl -> gloo',
             logger='current')
+    if 'model' in cfg:
+        _sync_bn_to_bn(cfg.model)
     if launcher == 'none':
         return cfg
 

@@ -1,0 +1,33 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from unittest import mock
+
+from mmengine.config import Config
+
+from mmpanoptic_plus.utils.runner_env import setup_cpu_distributed
+
+
+def test_cpu_setup_replaces_sync_bn_and_nccl():
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
+                heads=[dict(norm_cfg=dict(type='mmseg.SyncBN')),
+                       dict(norm_cfg=dict(type='GN', num_groups=8))]),
+            env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    with mock.patch('torch.cuda.is_available', return_value=False):
+        setup_cpu_distributed(cfg, 'none')
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.model.backbone.norm_cfg.requires_grad is True
+    assert [h['norm_cfg']['type'] for h in cfg.model.heads] == ['BN', 'GN']
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+
+def test_cuda_setup_leaves_config_alone():
+    cfg = Config(
+        dict(
+            model=dict(norm_cfg=dict(type='SyncBN')),
+            env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    with mock.patch('torch.cuda.is_available', return_value=True):
+        setup_cpu_distributed(cfg, 'pytorch')
+    assert cfg.model.norm_cfg.type == 'SyncBN'
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
