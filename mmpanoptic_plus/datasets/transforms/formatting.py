@@ -25,14 +25,28 @@ class PackPanopticInputs(PackDetInputs):
     ``gt_panoptic_seg`` (see :class:`LoadPanopticAnnotations`), and by
     default keeps ``seg_map_path`` and ``segments_info`` in the metainfo.
 
+    Method-specific dense targets (e.g. those of
+    ``GeneratePanopticDeepLabTargets``) listed in ``dense_target_keys`` are
+    packed as ``data_sample.<key> = PixelData(data=float32 tensor (C, H,
+    W))``; an (H, W) array gains a leading axis. Pad them in the data
+    preprocessor (``PanopticDataPreprocessor(dense_target_pad_values=...)``).
+
     Args:
         meta_keys (Sequence[str]): Keys of ``results`` copied to the data
             sample's metainfo. Defaults to mmdet's keys plus
             ``'seg_map_path', 'segments_info'``.
+        dense_target_keys (Sequence[str]): Keys of ``results`` holding
+            (H, W) or (C, H, W) arrays to pack as float PixelData fields of
+            the same name. Defaults to () (none).
     """
 
-    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+    def __init__(self,
+                 meta_keys: Sequence[str] = DEFAULT_META_KEYS,
+                 dense_target_keys: Sequence[str] = ()) -> None:
         super().__init__(meta_keys=meta_keys)
+        if isinstance(dense_target_keys, str):
+            dense_target_keys = (dense_target_keys, )
+        self.dense_target_keys = tuple(dense_target_keys)
 
     @staticmethod
     def _check_panoptic_aligned(results: dict) -> None:
@@ -69,4 +83,25 @@ class PackPanopticInputs(PackDetInputs):
             panoptic = np.asarray(results['gt_panoptic_seg'], dtype=np.int64)
             packed['data_samples'].gt_panoptic_seg = PixelData(
                 sem_seg=torch.from_numpy(panoptic[None].copy()))
+        for key in self.dense_target_keys:
+            if results.get(key) is None:
+                raise KeyError(
+                    f'PackPanopticInputs: dense target "{key}" is not in the '
+                    'results; add the transform that writes it (e.g. '
+                    'GeneratePanopticDeepLabTargets) before packing, or drop '
+                    'it from dense_target_keys')
+            target = np.asarray(results[key], dtype=np.float32)
+            if target.ndim == 2:
+                target = target[None]
+            if target.ndim != 3:
+                raise ValueError(
+                    f'dense target "{key}" must be (H, W) or (C, H, W), got '
+                    f'shape {target.shape}')
+            packed['data_samples'].set_field(
+                PixelData(data=torch.from_numpy(
+                    np.ascontiguousarray(target))), key)
         return packed
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(meta_keys={self.meta_keys}, '
+                f'dense_target_keys={self.dense_target_keys})')
