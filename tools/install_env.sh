@@ -10,7 +10,7 @@
 #  * mmdet 3.3.0 and mmseg 1.2.2 assert mmcv < 2.2.0, and mmcv 2.1.0 has no
 #    wheel for this torch, so it is built from source against the installed
 #    torch: setuptools<70 (its setup.py uses pkg_resources APIs removed later),
-#    wheel, --no-build-isolation. ~11 minutes on 2 cores the first time; pip
+#    wheel, --no-build-isolation. 7-11 minutes on 2 cores the first time; pip
 #    caches the wheel for the next environment.
 #  * everything else from requirements/*.txt, then the package in editable
 #    mode without touching the dependencies again.
@@ -49,7 +49,7 @@ except Exception:
 PYEOF
 )
 if [ "$mmcv_ok" != yes ]; then
-    step "building mmcv 2.1.0 from source (about 11 minutes on 2 cores the first time)"
+    step "building mmcv 2.1.0 from source (7-11 minutes on 2 cores the first time; pip caches the wheel)"
     MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install -q --no-build-isolation mmcv==2.1.0
 else
     step "mmcv 2.1.0 with compiled ops already present"
