@@ -2,7 +2,6 @@
 """tools/analysis_tools/benchmark.py on a tiny Panoptic FPN."""
 import json
 import os.path as osp
-import time
 
 import pytest
 import torch
@@ -162,8 +161,27 @@ def test_failing_forward_falls_back_to_module_time(tmp_path, capsys,
         ])
 
 
+class _FakeClock:
+    """A deterministic stand-in for ``time.perf_counter``: time only moves
+    when a fake sleep says so, so the timing test cannot flake on a loaded
+    machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+_CLOCK = _FakeClock()
+
+
 class _Sleep(nn.Module):
-    """Sleeps, optionally inside a child that sleeps too."""
+    """Sleeps (on the fake clock), optionally inside a child that sleeps
+    too."""
 
     def __init__(self, seconds, child=None):
         super().__init__()
@@ -171,7 +189,7 @@ class _Sleep(nn.Module):
         self.child = child
 
     def forward(self, x):
-        time.sleep(self.seconds)
+        _CLOCK.sleep(self.seconds)
         return x if self.child is None else self.child(x)
 
 
@@ -186,22 +204,23 @@ class _SleepyModel(BaseModel):
     def forward(self, inputs, data_samples=None, mode='tensor'):
         features = self.network(inputs)
         if mode == 'predict':
-            time.sleep(0.03)
+            _CLOCK.sleep(0.03)
         return features
 
 
-def test_time_model_separates_network_from_postprocessing(benchmark_tool):
+def test_time_model_separates_network_from_postprocessing(
+        benchmark_tool, monkeypatch):
+    monkeypatch.setattr(benchmark_tool, 'time', _CLOCK)
     model = _SleepyModel()
     batch = dict(inputs=torch.zeros(1, 2), data_samples=None)
     timing = benchmark_tool.time_model(model, batch, repeat=3, warmup=1,
                                        device='cpu')
-    # sleeps are lower bounds; the upper bounds leave a loaded machine slack
-    assert 50 <= timing['total_ms'] < 100
-    assert 20 <= timing['network_forward_ms'] < 50
+    assert timing['total_ms'] == pytest.approx(50.0)
+    assert timing['network_forward_ms'] == pytest.approx(20.0)
     # only the 30 ms outside modules: the nested module is counted once, in
     # the outer one's call
-    assert 30 <= timing['outside_modules_ms'] < 50
-    assert timing['preprocess_ms'] < 10
+    assert timing['outside_modules_ms'] == pytest.approx(30.0)
+    assert timing['preprocess_ms'] == pytest.approx(0.0)
 
 
 def test_choose_network_method(benchmark_tool):
