@@ -3,7 +3,9 @@
 
 - ``fixtures_dir``: :class:`~pathlib.Path` of the real data samples
   (``../shared/fixtures`` next to the repository, or ``$MMPANOPTIC_FIXTURES``);
-  tests using it are skipped when it does not exist. Read-only: copy to
+  tests using it are skipped when it does not exist, except under CI
+  (``CI`` set), where ``shared/`` is always beside the clone and a missing
+  folder is an error rather than silently untested code. Read-only: copy to
   ``tmp_path`` before writing.
 - ``synthetic_root``: :class:`~pathlib.Path` of a small synthetic panoptic
   set generated once per session (8 train / 4 val images, 64x64, seed 0;
@@ -26,6 +28,8 @@ def fixtures_dir() -> Path:
     path = Path(override) if override else (
         Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures')
     if not path.is_dir():
+        if os.environ.get('CI'):
+            pytest.fail(f'real data fixtures not found at {path} under CI')
         pytest.skip(f'real data fixtures not found at {path} '
                     '(set MMPANOPTIC_FIXTURES)')
     return path
