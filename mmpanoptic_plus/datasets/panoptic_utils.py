@@ -13,6 +13,10 @@ import numpy as np
 # writer, and the inverse of rgb_to_id lives next to them.
 from mmpanoptic_plus.evaluation.functional.panoptic_io import \
     ids_to_rgb as id_to_rgb  # noqa: F401
+from mmpanoptic_plus.evaluation.functional.panoptic_maps import \
+    segment_bboxes
+from mmpanoptic_plus.evaluation.functional.panoptic_quality import \
+    FIRST_SEGMENT_INDEX
 
 VOID_ID = 0
 
@@ -78,19 +82,12 @@ def segment_areas_and_boxes(
           count pixels, so a single pixel has ``w = h = 1``); all zeros for
           a segment without pixels.
     """
-    height, width = segment_index.shape
-    ys, xs = np.nonzero(segment_index >= 0)
-    ks = segment_index[ys, xs]
-    areas = np.bincount(ks, minlength=num_segments).astype(np.int64)
-    # which rows / columns each segment touches: (K, H) and (K, W)
-    rows = np.zeros((num_segments, height), dtype=bool)
-    cols = np.zeros((num_segments, width), dtype=bool)
-    rows[ks, ys] = True
-    cols[ks, xs] = True
-    y0 = rows.argmax(axis=1)
-    y1 = height - 1 - rows[:, ::-1].argmax(axis=1)
-    x0 = cols.argmax(axis=1)
-    x1 = width - 1 - cols[:, ::-1].argmax(axis=1)
-    boxes = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
-    boxes[areas == 0] = 0
-    return areas, boxes.astype(np.int64)
+    segment_index = np.asarray(segment_index, dtype=np.int64)
+    hit = segment_index >= 0
+    areas = np.bincount(
+        segment_index[hit], minlength=num_segments).astype(np.int64)
+    # the box computation of the metric: it numbers segments from
+    # FIRST_SEGMENT_INDEX, with the slot below it for "no segment"
+    dense = np.where(hit, segment_index + FIRST_SEGMENT_INDEX,
+                     FIRST_SEGMENT_INDEX - 1)
+    return areas, segment_bboxes(dense, num_segments)
