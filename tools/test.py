@@ -23,7 +23,8 @@ from mmengine.runner import Runner
 
 from mmpanoptic_plus.registry import RUNNERS
 from mmpanoptic_plus.utils import register_all_modules
-from mmpanoptic_plus.utils.runner_env import setup_cpu_distributed
+from mmpanoptic_plus.utils.runner_env import (setup_cpu_distributed,
+                                               teardown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -133,6 +134,7 @@ def main() -> None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ from mmengine.runner import Runner
 
 from mmpanoptic_plus.registry import RUNNERS
 from mmpanoptic_plus.utils import register_all_modules
-from mmpanoptic_plus.utils.runner_env import setup_cpu_distributed
+from mmpanoptic_plus.utils.runner_env import (setup_cpu_distributed,
+                                               teardown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -122,6 +123,7 @@ def main() -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -107,3 +107,17 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
         torch_dist.init_process_group(
             backend=dist_cfg['backend'], **init_kwargs)
     return cfg
+
+
+def teardown_distributed() -> None:
+    """Destroy the default process group, if any, before the interpreter
+    exits.
+
+    mmengine never destroys it; with gloo on CPU the group's worker threads
+    are then torn down during interpreter shutdown, which sometimes aborts
+    the process ("terminate called without an active exception", SIGABRT)
+    after the run itself succeeded.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

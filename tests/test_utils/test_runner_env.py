@@ -31,3 +31,16 @@ def test_cuda_setup_leaves_config_alone():
         setup_cpu_distributed(cfg, 'pytorch')
     assert cfg.model.norm_cfg.type == 'SyncBN'
     assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+
+
+def test_teardown_destroys_the_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from mmpanoptic_plus.utils.runner_env import teardown_distributed
+    teardown_distributed()  # no group: nothing to do
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    assert dist.is_initialized()
+    teardown_distributed()
+    assert not dist.is_initialized()
