@@ -32,6 +32,8 @@ setup(
     python_requires='>=3.8',
     install_requires=read_requirements('requirements/mminstall.txt') +
     read_requirements('requirements/runtime.txt'),
-    extras_require=dict(tests=read_requirements('requirements/tests.txt')),
+    extras_require=dict(
+        tests=read_requirements('requirements/tests.txt'),
+        deployment=read_requirements('requirements/optional.txt')),
     license='Apache License 2.0',
     zip_safe=False)

@@ -1,5 +1,5 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmcv.cnn import DepthwiseSeparableConvModule
@@ -9,7 +9,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmpanoptic_plus.registry import MODELS
-from .panoptic_deeplab_utils import (resize_center_and_offsets,
+from .panoptic_deeplab_utils import (build_optional_decoder,
+                                     resize_center_and_offsets,
                                      stack_dense_targets)
 
 
@@ -28,8 +29,14 @@ class PanopticDeepLabInstanceHead(BaseModule):
     200) and ``loss_offset`` (L1 weighted by ``gt_offset_weights``, weight
     0.01), each normalized by its weight sum.
 
+    ``forward`` is :meth:`forward_decoder` (the decoder) followed by
+    :meth:`forward_prediction` (head convs and predictors); built with
+    ``decoder=None`` and ``in_channels`` the head is prediction-only and
+    takes decoded features (PISR's final heads).
+
     Args:
-        decoder (dict): :class:`PanopticDeepLabDecoder` config.
+        decoder (dict, optional): :class:`PanopticDeepLabDecoder` config;
+            None for a prediction-only head.
         head_channels (int): Channels of each head conv. Defaults to 32.
         head_kernel_size (int): Kernel of the head convs. Defaults to 5.
         loss_center (dict): Center loss config.
@@ -37,11 +44,13 @@ class PanopticDeepLabInstanceHead(BaseModule):
         norm_cfg (dict): Norm config. Defaults to BN.
         act_cfg (dict): Activation config. Defaults to ReLU.
         align_corners (bool): For the upsampling. Defaults to False.
+        in_channels (int, optional): Channels of the decoded features, only
+            (and then required) when ``decoder`` is None.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
     def __init__(self,
-                 decoder: ConfigType,
+                 decoder: Optional[ConfigType],
                  head_channels: int = 32,
                  head_kernel_size: int = 5,
                  loss_center: ConfigType = dict(
@@ -55,11 +64,12 @@ class PanopticDeepLabInstanceHead(BaseModule):
                  norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
                  act_cfg: ConfigType = dict(type='ReLU'),
                  align_corners: bool = False,
+                 in_channels: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.align_corners = align_corners
-        self.decoder = MODELS.build(decoder)
-        decoder_channels = self.decoder.decoder_channels
+        self.decoder, decoder_channels = build_optional_decoder(
+            decoder, in_channels)
 
         def head_conv() -> nn.Module:
             return DepthwiseSeparableConvModule(
@@ -95,7 +105,32 @@ class PanopticDeepLabInstanceHead(BaseModule):
             tuple[Tensor, Tensor]: (B, 1, H/4, W/4) center heatmap and
             (B, 2, H/4, W/4) (dy, dx) offsets in stride-4 pixels.
         """
-        decoded = self.decoder(feats)
+        return self.forward_prediction(self.forward_decoder(feats))
+
+    def forward_decoder(self, feats: Sequence[Tensor]) -> Tensor:
+        """Decoded features.
+
+        Args:
+            feats (Sequence[Tensor]): Backbone outputs.
+
+        Returns:
+            Tensor: (B, decoder_channels, H/4, W/4).
+        """
+        if self.decoder is None:
+            raise RuntimeError('prediction-only head (decoder=None): call '
+                               'forward_prediction on decoded features')
+        return self.decoder(feats)
+
+    def forward_prediction(self, decoded: Tensor) -> Tuple[Tensor, Tensor]:
+        """Center heatmap and offsets of decoded features.
+
+        Args:
+            decoded (Tensor): (B, C, h, w) decoded features.
+
+        Returns:
+            tuple[Tensor, Tensor]: (B, 1, h, w) center heatmap and
+            (B, 2, h, w) (dy, dx) offsets in pixels of that map.
+        """
         center = self.center_predictor(self.center_head(decoded))
         offsets = self.offset_predictor(self.offset_head(decoded))
         return center, offsets

@@ -1,5 +1,5 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch.nn as nn
 from mmcv.cnn import DepthwiseSeparableConvModule
@@ -10,7 +10,8 @@ from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmpanoptic_plus.registry import MODELS
-from .panoptic_deeplab_utils import stack_dense_targets
+from .panoptic_deeplab_utils import (build_optional_decoder,
+                                     stack_dense_targets)
 
 
 @MODELS.register_module()
@@ -25,9 +26,16 @@ class PanopticDeepLabSemanticHead(BaseModule):
     mining CE) against ``gt_sem_seg`` with ``gt_semantic_weights`` as pixel
     weights.
 
+    ``forward`` is :meth:`forward_decoder` (the decoder) followed by
+    :meth:`forward_prediction` (head conv and predictor); built with
+    ``decoder=None`` and ``in_channels`` the head is prediction-only and
+    takes decoded features (PISR's final heads, which run on the relational
+    features instead of the decoder's).
+
     Args:
         num_classes (int): Things + stuff classes.
-        decoder (dict): :class:`PanopticDeepLabDecoder` config.
+        decoder (dict, optional): :class:`PanopticDeepLabDecoder` config;
+            None for a prediction-only head.
         head_channels (int): Channels of the head conv. Defaults to 256.
         head_kernel_size (int): Kernel of the head conv. Defaults to 5.
         loss_sem (dict): Loss config. Defaults to
@@ -38,12 +46,14 @@ class PanopticDeepLabSemanticHead(BaseModule):
         norm_cfg (dict): Norm config. Defaults to BN.
         act_cfg (dict): Activation config. Defaults to ReLU.
         align_corners (bool): For the upsampling. Defaults to False.
+        in_channels (int, optional): Channels of the decoded features, only
+            (and then required) when ``decoder`` is None.
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
     def __init__(self,
                  num_classes: int,
-                 decoder: ConfigType,
+                 decoder: Optional[ConfigType],
                  head_channels: int = 256,
                  head_kernel_size: int = 5,
                  loss_sem: ConfigType = dict(
@@ -55,14 +65,16 @@ class PanopticDeepLabSemanticHead(BaseModule):
                  norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
                  act_cfg: ConfigType = dict(type='ReLU'),
                  align_corners: bool = False,
+                 in_channels: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.align_corners = align_corners
         self.semantic_weights_key = semantic_weights_key
-        self.decoder = MODELS.build(decoder)
+        self.decoder, in_channels = build_optional_decoder(
+            decoder, in_channels)
         self.head = DepthwiseSeparableConvModule(
-            self.decoder.decoder_channels,
+            in_channels,
             head_channels,
             head_kernel_size,
             padding=head_kernel_size // 2,
@@ -88,7 +100,32 @@ class PanopticDeepLabSemanticHead(BaseModule):
         Returns:
             Tensor: (B, num_classes, H/4, W/4) logits.
         """
-        return self.predictor(self.head(self.decoder(feats)))
+        return self.forward_prediction(self.forward_decoder(feats))
+
+    def forward_decoder(self, feats: Sequence[Tensor]) -> Tensor:
+        """Decoded features.
+
+        Args:
+            feats (Sequence[Tensor]): Backbone outputs.
+
+        Returns:
+            Tensor: (B, decoder_channels, H/4, W/4).
+        """
+        if self.decoder is None:
+            raise RuntimeError('prediction-only head (decoder=None): call '
+                               'forward_prediction on decoded features')
+        return self.decoder(feats)
+
+    def forward_prediction(self, decoded: Tensor) -> Tensor:
+        """Semantic logits of decoded features.
+
+        Args:
+            decoded (Tensor): (B, C, h, w) decoded features.
+
+        Returns:
+            Tensor: (B, num_classes, h, w) logits.
+        """
+        return self.predictor(self.head(decoded))
 
     def loss_by_feat(self, sem_logits: Tensor,
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:

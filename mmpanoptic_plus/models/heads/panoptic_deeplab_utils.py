@@ -1,11 +1,42 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Helpers shared by the Panoptic-DeepLab heads and detector."""
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 from mmdet.structures import SampleList
+from mmdet.utils import ConfigType
 from mmseg.models.utils import resize
 from torch import Tensor
+
+from mmpanoptic_plus.registry import MODELS
+
+
+def build_optional_decoder(
+        decoder: Optional[ConfigType],
+        in_channels: Optional[int]) -> Tuple[Optional[nn.Module], int]:
+    """Build a head's decoder, or none for a prediction-only head.
+
+    Args:
+        decoder (dict, optional): Decoder config (with ``decoder_channels``
+            on the built module), or None.
+        in_channels (int, optional): Channels fed to the head convs when
+            ``decoder`` is None; must be None otherwise.
+
+    Returns:
+        tuple[nn.Module | None, int]: The decoder (or None) and the
+        channels of the features the head convs take.
+    """
+    if decoder is None:
+        if in_channels is None:
+            raise ValueError('a head without decoder needs in_channels (the '
+                             'channels of the decoded features it takes)')
+        return None, in_channels
+    if in_channels is not None:
+        raise ValueError('give either a decoder or in_channels, not both: '
+                         'the decoder sets the head input channels')
+    decoder = MODELS.build(decoder)
+    return decoder, decoder.decoder_channels
 
 
 def stack_dense_targets(batch_data_samples: SampleList, key: str,

@@ -1,0 +1,224 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""Export a RealTimePanoptic model to ONNX.
+
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT \\
+        --out model.onnx --shape H W [--opset 17] [--verify [--image IMG]] \\
+        [--cfg-options KEY=VALUE ...]
+
+The graph takes one raw image (1, 3, H, W) float (BGR pixel values, as the
+test pipeline loads them; normalisation and padding are in the graph) and
+returns the query boxes, scores, labels, the soft masks of the
+parameter-free mask construction, the semantic logits and the number of
+valid queries (see ``mmpanoptic_plus.deployment.RTPExportWrapper``). The
+panoptic fusion runs after the graph:
+``mmpanoptic_plus.deployment.onnx_outputs_to_panoptic(outputs,
+**read_rtp_onnx_metadata(path)['postprocess'])``.
+
+CHECKPOINT may be ``none`` for random weights. ``--verify`` runs
+onnxruntime on ``--image`` (resized to the export shape) or on a random
+image, prints the largest absolute difference of each output against
+PyTorch and how many pixels of the panoptic map agree, and exits with 1 when
+a difference exceeds ``--tolerance``. Needs ``onnx`` (and ``onnxruntime``
+for ``--verify``): ``pip install -r requirements/optional.txt``.
+"""
+import argparse
+import copy
+import logging
+import os.path as osp
+import sys
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.runner import load_checkpoint
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Export a RealTimePanoptic model to ONNX')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or "none" for random weights')
+    parser.add_argument(
+        '--out', default='model.onnx', help='output ONNX file')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        required=True,
+        metavar=('H', 'W'),
+        help='input height and width fixed in the graph')
+    parser.add_argument(
+        '--opset', type=int, default=17, help='ONNX opset (>= 16)')
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare onnxruntime with PyTorch on one image')
+    parser.add_argument(
+        '--image', help='image for --verify (default: a random image)')
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-3,
+        help='largest absolute output difference --verify accepts')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, e.g. '
+        'model.test_cfg.max_per_img=50')
+    return parser.parse_args(argv)
+
+
+def _drop_pretrained_init(node) -> None:
+    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model
+    config, in place: the weights come from the checkpoint (or are random),
+    and nothing must be downloaded."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg', None)
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        elif isinstance(init_cfg, list):
+            node['init_cfg'] = [
+                item for item in init_cfg
+                if not (isinstance(item, dict)
+                        and item.get('type') == 'Pretrained')
+            ] or None
+        for value in node.values():
+            _drop_pretrained_init(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _drop_pretrained_init(value)
+
+
+def build_model(cfg: Config, checkpoint: Optional[str]) -> torch.nn.Module:
+    """The model of ``cfg`` in eval mode on the CPU, random (``init_weights``)
+    without checkpoint.
+
+    ``apis.init_panoptic_model`` is not used: it insists on class names from
+    the checkpoint or the test dataset, which the export does not need.
+    """
+    from mmpanoptic_plus.registry import MODELS
+    from mmpanoptic_plus.utils import register_all_modules
+    register_all_modules()
+    model_cfg = copy.deepcopy(cfg.model)
+    _drop_pretrained_init(model_cfg)
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        # init_weights logs every parameter's initialiser at INFO level
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+    else:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    # SyncBN needs a process group; in eval mode BN computes the same
+    model = revert_sync_batchnorm(model)
+    return model.eval()
+
+
+def verification_image(height: int,
+                       width: int,
+                       image_path: Optional[str] = None) -> torch.Tensor:
+    """(1, 3, H, W) float BGR pixel values: the image resized to the export
+    shape, or uniform random values (seed 0)."""
+    if image_path is None:
+        generator = torch.Generator().manual_seed(0)
+        return torch.randint(
+            0, 256, (1, 3, height, width), generator=generator).float()
+    import cv2
+
+    from mmpanoptic_plus.apis import load_image
+    image = cv2.resize(
+        load_image(image_path), (width, height),
+        interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float()
+
+
+def verify(onnx_file: str, model: torch.nn.Module, image: torch.Tensor,
+           meta: dict) -> dict:
+    """Run onnxruntime and the PyTorch wrapper on ``image``.
+
+    Returns:
+        dict: ``max_abs_diff`` per output name, ``num_valid`` (onnxruntime,
+        PyTorch) and ``panoptic_agreement``, the fraction of pixels where
+        the panoptic maps of the two agree.
+    """
+    import onnxruntime
+
+    from mmpanoptic_plus.deployment import (RTPExportWrapper,
+                                            onnx_outputs_to_panoptic)
+    session = onnxruntime.InferenceSession(
+        onnx_file, providers=['CPUExecutionProvider'])
+    onnx_outputs = session.run(None, {'image': image.numpy()})
+    wrapper = RTPExportWrapper(
+        model, test_cfg=meta['postprocess']['test_cfg']).eval()
+    with torch.no_grad():
+        torch_outputs = [output.numpy() for output in wrapper(image)]
+    differences = {
+        name: float(
+            np.abs(ours.astype(np.float64) -
+                   theirs.astype(np.float64)).max(initial=0.0))
+        for name, ours, theirs in zip(meta['outputs'], onnx_outputs,
+                                      torch_outputs)
+    }
+    pans = [
+        onnx_outputs_to_panoptic(outputs, **meta['postprocess'])
+        ['pan_results'].sem_seg for outputs in (onnx_outputs, torch_outputs)
+    ]
+    agreement = float((pans[0] == pans[1]).float().mean())
+    return dict(
+        max_abs_diff=differences,
+        num_valid=(int(onnx_outputs[-1]), int(torch_outputs[-1])),
+        panoptic_agreement=agreement)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    checkpoint = None if args.checkpoint.lower() == 'none' else \
+        args.checkpoint
+    model = build_model(cfg, checkpoint)
+
+    from mmpanoptic_plus.deployment import export_rtp_onnx
+    out_dir = osp.dirname(osp.abspath(args.out))
+    if not osp.isdir(out_dir):
+        raise FileNotFoundError(f'output folder does not exist: {out_dir}')
+    height, width = args.shape
+    meta = export_rtp_onnx(
+        model, args.out, (height, width), opset=args.opset)
+    print(f'exported {args.out} (input image 1x3x{height}x{width}, '
+          f'outputs {", ".join(meta["outputs"])}, opset {args.opset})')
+    if not args.verify:
+        return 0
+    report = verify(args.out, model,
+                    verification_image(height, width, args.image), meta)
+    for name, difference in report['max_abs_diff'].items():
+        print(f'max abs difference {name}: {difference:.3g}')
+    print('valid queries (onnxruntime, PyTorch): '
+          f'{report["num_valid"][0]}, {report["num_valid"][1]}')
+    print('panoptic pixels that agree: '
+          f'{100 * report["panoptic_agreement"]:.2f} %')
+    worst = max(report['max_abs_diff'].values())
+    if worst > args.tolerance or report['num_valid'][0] != \
+            report['num_valid'][1]:
+        print(f'verification FAILED (tolerance {args.tolerance})')
+        return 1
+    print('verification passed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
