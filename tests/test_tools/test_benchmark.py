@@ -274,3 +274,29 @@ def test_bad_arguments_are_refused(tmp_path, benchmark_tool):
     with pytest.raises(FileNotFoundError, match='config file not found'):
         benchmark_tool.main(
             [str(tmp_path / 'missing.py'), '--shape', '8', '8'])
+
+
+def test_config_options_apply_to_one_config(tmp_path, capsys,
+                                            benchmark_tool):
+    small = _write_config(tmp_path, 'a.py')
+    args = benchmark_tool.parse_args([
+        '--configs', small, small, '--shape', '8', '8', '--config-options',
+        '1', 'model.test_cfg.rcnn.max_per_img=3', 'model.x=[1,2]'
+    ])
+    assert args.config_options == [{}, {
+        'model.test_cfg.rcnn.max_per_img': 3,
+        'model.x': [1, 2]
+    }]
+    for bad in (['2', 'a=1'], ['x', 'a=1'], ['0', 'novalue']):
+        with pytest.raises(SystemExit):
+            benchmark_tool.parse_args(
+                ['--configs', small, small, '--shape', '8', '8',
+                 '--config-options'] + bad)
+    summary = benchmark_tool.main([
+        '--configs', small, small, '--shape', '32', '48', '--repeat', '1',
+        '--warmup', '0', '--config-options', '1',
+        'model.test_cfg.rcnn.max_per_img=3'
+    ])
+    first, second = summary['results']
+    assert 'config_options' not in first
+    assert second['config_options'] == {'model.test_cfg.rcnn.max_per_img': 3}

@@ -6,6 +6,7 @@ post-processing as their difference.
         [--warmup K] [--checkpoint CKPT] [--device cpu|cuda]
         [--network auto|forward|modules] [--cfg-options k=v ...]
     python tools/analysis_tools/benchmark.py --configs A B C --shape H W ...
+        [--config-options INDEX k=v ...]  (overrides for one config)
 
 A random ``uint8`` image of shape ``(3, H, W)`` (taken as already resized by
 the test pipeline: ``ori_shape == img_shape``, scale factor 1) goes through
@@ -104,11 +105,32 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config, as key=value pairs')
+    parser.add_argument(
+        '--config-options',
+        nargs='+',
+        action='append',
+        default=[],
+        metavar='I_OR_KEY=VALUE',
+        help='override settings of one config: its index in --configs '
+        '(0-based) then key=value pairs, e.g. --config-options 1 '
+        'model.test_cfg.score_thr=0 (repeatable)')
     args = parser.parse_args(argv)
 
     args.configs = ([args.config] if args.config else []) + args.configs
     if not args.configs:
         parser.error('give a config (positional) or --configs A B ...')
+    per_config = [dict() for _ in args.configs]
+    for index, *pairs in args.config_options:
+        if not index.isdigit() or int(index) >= len(args.configs):
+            parser.error(f'--config-options starts with a config index '
+                         f'(0..{len(args.configs) - 1}), got {index!r}')
+        for pair in pairs:
+            key, sep, value = pair.partition('=')
+            if not sep:
+                parser.error(f'--config-options: expected key=value, got '
+                             f'{pair!r}')
+            per_config[int(index)][key] = DictAction._parse_iterable(value)
+    args.config_options = per_config
     if args.checkpoint and len(args.checkpoint) != len(args.configs):
         parser.error(f'{len(args.checkpoint)} checkpoint(s) for '
                      f'{len(args.configs)} config(s): give one per config')
@@ -397,14 +419,19 @@ def choose_network_method(model: torch.nn.Module, timing: dict,
     return 'forward', notes
 
 
-def benchmark_config(config: str, checkpoint: Optional[str],
-                     args: argparse.Namespace) -> dict:
-    """Build and time one config; returns its JSON record."""
+def benchmark_config(config: str,
+                     checkpoint: Optional[str],
+                     args: argparse.Namespace,
+                     options: Optional[dict] = None) -> dict:
+    """Build and time one config (``options``: its own overrides, applied
+    after ``args.cfg_options``); returns its JSON record."""
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
     cfg = Config.fromfile(config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if options:
+        cfg.merge_from_dict(options)
     torch.manual_seed(0)
     model = build_model(cfg, checkpoint, args.device)
     height, width = args.shape
@@ -521,8 +548,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     try:
         checkpoints = args.checkpoint or [None] * len(args.configs)
         records = []
-        for config, checkpoint in zip(args.configs, checkpoints):
-            record = benchmark_config(config, checkpoint, args)
+        for config, checkpoint, options in zip(args.configs, checkpoints,
+                                               args.config_options):
+            record = benchmark_config(config, checkpoint, args, options)
+            if options:
+                record['config_options'] = options
             print(format_record(record), flush=True)
             records.append(record)
     finally:
