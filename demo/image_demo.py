@@ -52,6 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help='score threshold of thing instances; sets the model\'s '
         'test_cfg.rcnn.score_thr (two-stage models such as Panoptic FPN) '
+        'or test_cfg.score_thr (single-stage ones such as RealTimePanoptic) '
         'and the visualizer\'s threshold')
     return parser.parse_args(argv)
 
@@ -185,8 +186,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.score_thr is not None:
         score_thr = args.score_thr
         config = Config.fromfile(args.config)
-        if config.model.get('test_cfg', {}).get('rcnn') is not None:
+        test_cfg = config.model.get('test_cfg', None) or {}
+        if test_cfg.get('rcnn') is not None:
             cfg_options = {'model.test_cfg.rcnn.score_thr': args.score_thr}
+        elif 'score_thr' in test_cfg:  # single-stage, e.g. RealTimePanoptic
+            cfg_options = {'model.test_cfg.score_thr': args.score_thr}
         else:
             warnings.warn('--score-thr: this model has no '
                           'test_cfg.rcnn.score_thr; only the visualizer uses '

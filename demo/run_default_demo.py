@@ -46,7 +46,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Run the default panoptic demo on the bundled images '
         '(training a small model first when no checkpoint is available).')
     parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT)
+    parser.add_argument(
+        '--checkpoint',
+        default=DEFAULT_CHECKPOINT,
+        help='checkpoint of --config; "none": train one in --work-dir '
+        '(default: the shipped checkpoint)')
     parser.add_argument('--work-dir', default=WORK_DIR)
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--num-train', type=int, default=NUM_TRAIN_IMAGES)
@@ -143,6 +147,8 @@ def train_checkpoint(args: argparse.Namespace, config: str) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     config = repo_path(args.config)
+    if args.checkpoint is not None and args.checkpoint.lower() == 'none':
+        args.checkpoint = None
     if args.checkpoint is not None:
         checkpoint = repo_path(args.checkpoint)
         if not osp.isfile(checkpoint):

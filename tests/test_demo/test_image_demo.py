@@ -186,7 +186,7 @@ class TestRunDefaultDemo:
         monkeypatch.setattr(demo, 'SYNTHETIC_SIZE', (32, 32))
         argv = [
             '--config',
-            str(TINY_CONFIG), '--work-dir',
+            str(TINY_CONFIG), '--checkpoint', 'none', '--work-dir',
             str(tmp_path / 'work'), '--data-root',
             str(tmp_path / 'data'), '--num-train', '2', '--num-val', '1',
             '--train-iters', '3', '--out-dir',
@@ -229,3 +229,24 @@ def test_score_thr_reaches_the_model_config(tmp_path, monkeypatch):
         str(tmp_path / 'out')
     ]) == 0
     assert seen['cfg_options'] == {'model.test_cfg.rcnn.score_thr': 0.42}
+
+
+def test_score_thr_of_a_single_stage_model(tmp_path, monkeypatch):
+    image_demo = load_demo_module('image_demo')
+    import mmpanoptic_plus.apis as apis
+    seen = {}
+
+    def spy(config, checkpoint=None, device='cpu', cfg_options=None):
+        seen['cfg_options'] = cfg_options
+        raise ValueError('stop here')
+
+    monkeypatch.setattr(apis, 'init_panoptic_model', spy)
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((16, 16, 3), np.uint8))
+    config = REPO_ROOT / 'configs' / 'realtime_panoptic' / \
+        'rtp_r18_synthetic.py'
+    assert image_demo.main([
+        str(tmp_path / 'a.png'),
+        str(config), '--score-thr', '0.25', '--out-dir',
+        str(tmp_path / 'out')
+    ]) == 1
+    assert seen['cfg_options'] == {'model.test_cfg.score_thr': 0.25}
