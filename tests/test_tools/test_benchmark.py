@@ -251,20 +251,6 @@ def test_make_batch_is_a_packed_random_image(benchmark_tool):
     assert torch.equal(image, benchmark_tool.make_batch(40, 56)['inputs'][0])
 
 
-def test_drop_pretrained_init(benchmark_tool):
-    model_cfg = dict(
-        backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='x')),
-        head=dict(init_cfg=[
-            dict(type='Normal', std=0.01),
-            dict(type='Pretrained', checkpoint='y')
-        ]),
-        others=[dict(init_cfg=dict(type='Pretrained', checkpoint='z'))])
-    benchmark_tool._drop_pretrained_init(model_cfg)
-    assert model_cfg['backbone']['init_cfg'] is None
-    assert model_cfg['head']['init_cfg'] == [dict(type='Normal', std=0.01)]
-    assert model_cfg['others'][0]['init_cfg'] is None
-
-
 def test_bad_arguments_are_refused(tmp_path, benchmark_tool):
     with pytest.raises(SystemExit):
         benchmark_tool.parse_args(['--shape', '8', '8'])  # no config

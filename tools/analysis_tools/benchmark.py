@@ -56,7 +56,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from mmpanoptic_plus.registry import DATASETS, MODELS
-from mmpanoptic_plus.utils import register_all_modules
+from mmpanoptic_plus.utils import drop_pretrained_init, register_all_modules
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -143,27 +143,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _drop_pretrained_init(node) -> None:
-    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model
-    config, in place: no weights can be downloaded, and random weights time
-    the same."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg', None)
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        elif isinstance(init_cfg, list):
-            node['init_cfg'] = [
-                item for item in init_cfg
-                if not (isinstance(item, dict)
-                        and item.get('type') == 'Pretrained')
-            ] or None
-        for value in node.values():
-            _drop_pretrained_init(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _drop_pretrained_init(value)
-
-
 def _dataset_meta(cfg: Config) -> Optional[dict]:
     """``dataset_meta`` as the test dataset would give it (class METAINFO
     updated by the config's ``metainfo``), for models that read it."""
@@ -190,7 +169,7 @@ def build_model(cfg: Config, checkpoint: Optional[str],
     """
     init_default_scope(cfg.get('default_scope', 'mmpanoptic_plus'))
     model_cfg = copy.deepcopy(cfg.model)
-    _drop_pretrained_init(model_cfg)
+    drop_pretrained_init(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint is None:
         if hasattr(model, 'init_weights'):

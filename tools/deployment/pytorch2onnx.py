@@ -73,27 +73,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _drop_pretrained_init(node) -> None:
-    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model
-    config, in place: the weights come from the checkpoint (or are random),
-    and nothing must be downloaded."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg', None)
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        elif isinstance(init_cfg, list):
-            node['init_cfg'] = [
-                item for item in init_cfg
-                if not (isinstance(item, dict)
-                        and item.get('type') == 'Pretrained')
-            ] or None
-        for value in node.values():
-            _drop_pretrained_init(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _drop_pretrained_init(value)
-
-
 def build_model(cfg: Config, checkpoint: Optional[str]) -> torch.nn.Module:
     """The model of ``cfg`` in eval mode on the CPU, random (``init_weights``)
     without checkpoint.
@@ -102,10 +81,11 @@ def build_model(cfg: Config, checkpoint: Optional[str]) -> torch.nn.Module:
     the checkpoint or the test dataset, which the export does not need.
     """
     from mmpanoptic_plus.registry import MODELS
-    from mmpanoptic_plus.utils import register_all_modules
+    from mmpanoptic_plus.utils import (drop_pretrained_init,
+                                       register_all_modules)
     register_all_modules()
     model_cfg = copy.deepcopy(cfg.model)
-    _drop_pretrained_init(model_cfg)
+    drop_pretrained_init(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint is None:
         # init_weights logs every parameter's initialiser at INFO level
