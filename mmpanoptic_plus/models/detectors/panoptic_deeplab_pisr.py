@@ -2,6 +2,7 @@
 import copy
 from typing import Dict, NamedTuple, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -11,6 +12,12 @@ from torch import Tensor
 from mmpanoptic_plus.registry import MODELS
 from ..layers.pisr_encodings import instance_heatmaps_from_offsets
 from .panoptic_deeplab import PanopticDeepLab
+
+#: What the final heads see: ``'concat'`` = ``[F; F_pan]`` (default; the
+#: decoder features stay available next to the relational context, as the
+#: Panoptic FPN wrapper does for its semantic head), ``'pan'`` = ``F_pan``
+#: alone (the most literal reading of "F_pan is fed to the final heads").
+FINAL_INPUTS = ('concat', 'pan')
 
 
 class PanopticDeepLabOutputs(NamedTuple):
@@ -50,7 +57,12 @@ class PanopticDeepLabPISR(PanopticDeepLab):
        direct application to each of Panoptic-DeepLab's two).
     5. Final heads (prediction-only copies of the base heads: head conv +
        predictor, no decoder, own weights) predict the final outputs from
-       each branch's ``F_pan``. Inference uses the final outputs only, with
+       each branch's ``[F; F_pan]`` (``final_input='concat'``, default) or
+       ``F_pan`` alone (``final_input='pan'``). The paper feeds F_pan to
+       the final heads without saying whether F goes along; with ``'pan'``
+       every pixel's final features are a combination of the N + K
+       encodings only, a bottleneck when N + K is small (the synthetic set:
+       5 + 10), which trained worse there (see configs/pisr/README.md). Inference uses the final outputs only, with
        the parent's post-processing (:meth:`_forward` is overridden).
 
     Loss (the paper's training objective):
@@ -91,6 +103,8 @@ class PanopticDeepLabPISR(PanopticDeepLab):
         pisr_nms_kernel (int): Max-pool NMS window for these centers, on the
             stride-4 map. Defaults to 3 (about the 7 input pixels of the
             Cityscapes inference NMS, divided by the stride).
+        final_input (str): ``'concat'`` (default) or ``'pan'``, see step
+            5 above.
         train_cfg (dict, optional): Unused.
         test_cfg (dict, optional): Post-processing settings, see
             :class:`PanopticDeepLab`.
@@ -110,6 +124,7 @@ class PanopticDeepLabPISR(PanopticDeepLab):
                  gamma: float = 1.0,
                  pisr_center_threshold: float = 0.1,
                  pisr_nms_kernel: int = 3,
+                 final_input: str = 'concat',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -126,6 +141,10 @@ class PanopticDeepLabPISR(PanopticDeepLab):
             init_cfg=init_cfg)
         if gamma < 0:
             raise ValueError(f'gamma must be non-negative, got {gamma}')
+        if final_input not in FINAL_INPUTS:
+            raise ValueError(f'final_input must be one of {FINAL_INPUTS}, '
+                             f'got {final_input!r}')
+        self.final_input = final_input
         self.gamma = gamma
         self.pisr_center_threshold = pisr_center_threshold
         self.pisr_nms_kernel = pisr_nms_kernel
@@ -148,14 +167,17 @@ class PanopticDeepLabPISR(PanopticDeepLab):
             pisr, self.semantic_head.decoder.decoder_channels)
         self.instance_pisr = self._build_pisr(
             pisr, self.instance_head.decoder.decoder_channels)
+        extra = 1 if final_input == 'concat' else 0
         self.final_semantic_head = self._build_final_head(
             semantic_head,
             final_semantic_head,
-            self.semantic_pisr.out_channels,
+            self.semantic_pisr.out_channels +
+            extra * self.semantic_head.decoder.decoder_channels,
             num_classes=self.num_classes)
         self.final_instance_head = self._build_final_head(
             instance_head, final_instance_head,
-            self.instance_pisr.out_channels)
+            self.instance_pisr.out_channels +
+            extra * self.instance_head.decoder.decoder_channels)
 
     def _build_pisr(self, pisr: ConfigDict, channels: int) -> nn.Module:
         """The PISR of one branch, on ``channels`` decoder channels (also
@@ -215,6 +237,11 @@ class PanopticDeepLabPISR(PanopticDeepLab):
                                               inst_heatmaps, inst_valid)
         instance_context = self.instance_pisr(instance_feats, sem_probs,
                                               inst_heatmaps, inst_valid)
+        if self.final_input == 'concat':
+            semantic_context = torch.cat([semantic_feats, semantic_context],
+                                         dim=1)
+            instance_context = torch.cat([instance_feats, instance_context],
+                                         dim=1)
         final = PanopticDeepLabOutputs(
             self.final_semantic_head.forward_prediction(semantic_context),
             *self.final_instance_head.forward_prediction(instance_context))

@@ -153,9 +153,18 @@ def test_layout():
     assert model.final_semantic_head.decoder is None
     assert model.final_instance_head.decoder is None
     assert model.final_semantic_head.num_classes == 3
+    # default final_input='concat': [F; F_pan]
+    assert model.final_input == 'concat'
     assert model.final_semantic_head.head.depthwise_conv.conv.in_channels \
-        == 16
+        == 16 + 16
     assert model.final_instance_head.center_head.depthwise_conv.conv \
+        .in_channels == 8 + 8
+    cfg = tiny_model_cfg()
+    cfg['final_input'] = 'pan'
+    pan_model = MODELS.build(cfg)
+    assert pan_model.final_semantic_head.head.depthwise_conv.conv \
+        .in_channels == 16
+    assert pan_model.final_instance_head.center_head.depthwise_conv.conv \
         .in_channels == 8
     assert model.final_semantic_head.predictor is not \
         model.semantic_head.predictor
@@ -240,6 +249,41 @@ def test_inference_uses_the_final_predictions():
     for got, want in zip(raw, final):
         assert torch.equal(got, want)
     assert not torch.allclose(raw[0], initial.sem_logits)
+
+
+@pytest.mark.parametrize('final_input', ['concat', 'pan'])
+def test_final_heads_see_features_and_context(monkeypatch, final_input):
+    """The final heads get [F; F_pan] ('concat') or F_pan ('pan')."""
+    cfg = tiny_model_cfg(threshold=-1e9)
+    cfg['final_input'] = final_input
+    model = MODELS.build(cfg)
+    model.eval()
+    inputs = torch.randn(1, 3, 64, 64)
+    seen = {}
+    for name in ('semantic_head', 'semantic_pisr', 'final_semantic_head'):
+        module = getattr(model, name)
+        method = 'forward_decoder' if name == 'semantic_head' else (
+            'forward' if name == 'semantic_pisr' else 'forward_prediction')
+        original = getattr(module, method)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            out = _original(*args, **kwargs)
+            seen[_name] = (args[0], out)
+            return out
+
+        monkeypatch.setattr(module, method, spy)
+    with torch.no_grad():
+        model.forward_initial_and_final(inputs)
+    decoded = seen['semantic_head'][1]
+    context = seen['semantic_pisr'][1]
+    final_in = seen['final_semantic_head'][0]
+    expected = torch.cat([decoded, context], 1) \
+        if final_input == 'concat' else context
+    assert torch.equal(final_in, expected)
+    with pytest.raises(ValueError, match='final_input'):
+        bad = tiny_model_cfg()
+        bad['final_input'] = 'sum'
+        MODELS.build(bad)
 
 
 def test_loss_without_things_is_finite():
