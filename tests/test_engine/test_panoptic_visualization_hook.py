@@ -180,3 +180,16 @@ def test_runner_test_loop_writes_drawings(tmp_path, synthetic_root):
     for name in names:
         # GT | prediction at the original 64x64 size
         assert cv2.imread(str(out_dir / name)).shape == (64, 128, 3)
+
+
+def test_hook_draws_with_the_runners_visualizer():
+    """Not with whichever visualizer the process created last."""
+    from types import SimpleNamespace
+
+    from mmengine.visualization import Visualizer
+    runners_visualizer = make_visualizer('hook_runner_own')
+    hook = PanopticVisualizationHook(draw=True)
+    Visualizer.get_instance('hook_some_later_plain_visualizer')
+    assert Visualizer.get_current_instance() is not runners_visualizer
+    hook.before_run(SimpleNamespace(visualizer=runners_visualizer))
+    assert hook._visualizer is runners_visualizer

@@ -75,6 +75,19 @@ class PanopticVisualizationHook(DetVisualizationHook):
         img_bytes = get(img_path, backend_args=self.backend_args)
         return mmcv.imfrombytes(img_bytes, channel_order='rgb')
 
+    def before_run(self, runner: Runner) -> None:
+        """Draw with the runner's own visualizer.
+
+        mmdet's hook takes ``Visualizer.get_current_instance()`` when it is
+        built, which is the *latest created* visualizer of the process, not
+        necessarily the runner's: two runners made within the same second
+        share a timestamp-based name, and re-registering an existing name
+        does not move it to the end of mmengine's instance dict, so the
+        current instance can be another runner's (seen as a plain
+        ``Visualizer`` without ``pred_score_thr``).
+        """
+        self._visualizer = runner.visualizer
+
     def before_test(self, runner: Runner) -> None:
         """Resolve and create ``test_out_dir`` once for this test run."""
         self._test_out_path = None

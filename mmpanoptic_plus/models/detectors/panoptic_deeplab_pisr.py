@@ -61,8 +61,9 @@ class PanopticDeepLabPISR(PanopticDeepLab):
        ``F_pan`` alone (``final_input='pan'``). The paper feeds F_pan to
        the final heads without saying whether F goes along; with ``'pan'``
        every pixel's final features are a combination of the N + K
-       encodings only, a bottleneck when N + K is small (the synthetic set:
-       5 + 10), which trained worse there (see configs/pisr/README.md). Inference uses the final outputs only, with
+       encodings only (a low-rank bottleneck when N + K is small, e.g. the
+       synthetic set's 5 + 10); both train on the synthetic set, results
+       in configs/pisr/README.md. Inference uses the final outputs only, with
        the parent's post-processing (:meth:`_forward` is overridden).
 
     Loss (the paper's training objective):
