@@ -153,19 +153,19 @@ def test_layout():
     assert model.final_semantic_head.decoder is None
     assert model.final_instance_head.decoder is None
     assert model.final_semantic_head.num_classes == 3
-    # default final_input='concat': [F; F_pan]
-    assert model.final_input == 'concat'
+    # default final_input='pan': F_pan alone
+    assert model.final_input == 'pan'
     assert model.final_semantic_head.head.depthwise_conv.conv.in_channels \
-        == 16 + 16
+        == 16
     assert model.final_instance_head.center_head.depthwise_conv.conv \
-        .in_channels == 8 + 8
-    cfg = tiny_model_cfg()
-    cfg['final_input'] = 'pan'
-    pan_model = MODELS.build(cfg)
-    assert pan_model.final_semantic_head.head.depthwise_conv.conv \
-        .in_channels == 16
-    assert pan_model.final_instance_head.center_head.depthwise_conv.conv \
         .in_channels == 8
+    cfg = tiny_model_cfg()
+    cfg['final_input'] = 'concat'
+    concat_model = MODELS.build(cfg)
+    assert concat_model.final_semantic_head.head.depthwise_conv.conv \
+        .in_channels == 16 + 16
+    assert concat_model.final_instance_head.center_head.depthwise_conv \
+        .conv.in_channels == 8 + 8
     assert model.final_semantic_head.predictor is not \
         model.semantic_head.predictor
     # final heads can be overridden
