@@ -23,7 +23,8 @@ from mmengine.runner import Runner
 
 from mmpanoptic_plus.registry import RUNNERS
 from mmpanoptic_plus.utils import register_all_modules
-from mmpanoptic_plus.utils.runner_env import (setup_cpu_distributed,
+from mmpanoptic_plus.utils.runner_env import (exit_distributed_worker,
+                                               setup_cpu_distributed,
                                                teardown_distributed)
 
 
@@ -115,7 +116,7 @@ def build_test_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
+def main() -> bool:
     args = parse_args()
     # Limits repeated torch.compile recompilations (as mmdet's tools do).
     setup_cache_size_limit_of_dynamo()
@@ -134,8 +135,9 @@ def main() -> None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
     runner.test()
-    teardown_distributed()
+    return teardown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    if main():  # a distributed worker: see exit_distributed_worker
+        exit_distributed_worker()

@@ -20,7 +20,8 @@ from mmengine.runner import Runner
 
 from mmpanoptic_plus.registry import RUNNERS
 from mmpanoptic_plus.utils import register_all_modules
-from mmpanoptic_plus.utils.runner_env import (setup_cpu_distributed,
+from mmpanoptic_plus.utils.runner_env import (exit_distributed_worker,
+                                               setup_cpu_distributed,
                                                teardown_distributed)
 
 
@@ -110,7 +111,7 @@ def build_train_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
+def main() -> bool:
     args = parse_args()
     # Limits repeated torch.compile recompilations (as mmdet's tools do).
     setup_cache_size_limit_of_dynamo()
@@ -123,8 +124,9 @@ def main() -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
-    teardown_distributed()
+    return teardown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    if main():  # a distributed worker: see exit_distributed_worker
+        exit_distributed_worker()

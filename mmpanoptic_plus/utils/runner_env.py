@@ -15,7 +15,9 @@ machine (``tools/dist_train.sh CONFIG 2`` there):
    'SyncBN')``) only runs on CUDA tensors.
 """
 import datetime
+import logging
 import os
+import sys
 
 import torch
 import torch.distributed as torch_dist
@@ -109,7 +111,7 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> Config:
     return cfg
 
 
-def teardown_distributed() -> None:
+def teardown_distributed() -> bool:
     """Destroy the default process group, if any, before the interpreter
     exits.
 
@@ -117,7 +119,32 @@ def teardown_distributed() -> None:
     are then torn down during interpreter shutdown, which sometimes aborts
     the process ("terminate called without an active exception", SIGABRT)
     after the run itself succeeded.
+
+    Returns:
+        bool: Whether a process group was destroyed (the run was
+        distributed).
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+        return True
+    return False
+
+
+def exit_distributed_worker() -> None:
+    """End a distributed worker process that finished its work: flush the
+    streams and logs, then ``os._exit(0)``.
+
+    Destroying the process group is not always enough: torch 2.13's gloo
+    backend still, now and then, aborts the worker during interpreter
+    finalization (C++ threads destroyed while joinable, SIGABRT, exit code
+    -6), which makes ``torchrun`` report a failed run that had succeeded. A
+    worker that reached this point has nothing left to do; skipping the
+    interpreter's finalization (atexit handlers, object destructors) avoids
+    the abort. Only the tools' ``__main__`` blocks call this, never code
+    that runs inside another program (tests call ``main()``).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)

@@ -37,10 +37,30 @@ def test_teardown_destroys_the_process_group(tmp_path):
     import torch.distributed as dist
 
     from mmpanoptic_plus.utils.runner_env import teardown_distributed
-    teardown_distributed()  # no group: nothing to do
+    assert teardown_distributed() is False  # no group: nothing to do
     dist.init_process_group(
         'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
         world_size=1)
     assert dist.is_initialized()
-    teardown_distributed()
+    assert teardown_distributed() is True
     assert not dist.is_initialized()
+
+
+def test_exit_distributed_worker_exits_zero_with_flushed_output(tmp_path):
+    """The hard exit keeps what was printed and logged, and returns 0."""
+    import subprocess
+    import sys
+    log_file = tmp_path / 'run.log'
+    script = (
+        'import logging, sys\n'
+        f'logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)\n'
+        'logging.getLogger("x").info("logged line")\n'
+        'print("printed line", end="")\n'
+        'from mmpanoptic_plus.utils.runner_env import exit_distributed_worker\n'
+        'exit_distributed_worker()\n'
+        'print("never")\n')
+    result = subprocess.run([sys.executable, '-c', script],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert result.stdout == 'printed line'
+    assert 'logged line' in log_file.read_text()
