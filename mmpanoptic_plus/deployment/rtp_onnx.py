@@ -39,8 +39,8 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from mmpanoptic_plus.models.postprocess.realtime_panoptic import (
-    RTP_TEST_CFG, CroppedMasks, build_dense_boxes, rtp_mask_probabilities,
-    rtp_panoptic_fusion, semantic_labels_to_output,
+    CroppedMasks, build_dense_boxes, merge_rtp_test_cfg,
+    rtp_mask_probabilities, rtp_panoptic_fusion, semantic_labels_to_output,
     threshold_upsampled_masks)
 
 #: Output names of the exported graph, in order (see
@@ -265,15 +265,7 @@ def _merged_test_cfg(model: nn.Module,
                      test_cfg: Optional[dict] = None) -> dict:
     """:data:`RTP_TEST_CFG` updated by the model's ``test_cfg`` and then by
     ``test_cfg`` (unknown keys are an error, as in ``model.predict``)."""
-    cfg = dict(RTP_TEST_CFG)
-    for overrides in (getattr(model, 'test_cfg', None), test_cfg):
-        if not overrides:
-            continue
-        unknown = set(overrides) - set(RTP_TEST_CFG)
-        if unknown:
-            raise KeyError(f'unknown RTP test_cfg keys {sorted(unknown)}; '
-                           f'known: {sorted(RTP_TEST_CFG)}')
-        cfg.update(dict(overrides))
+    cfg = merge_rtp_test_cfg(getattr(model, 'test_cfg', None), test_cfg)
     nms_cfg = dict(cfg['nms'])
     nms_type = nms_cfg.pop('type', 'nms')
     iou_threshold = nms_cfg.pop('iou_threshold', None)
@@ -605,8 +597,7 @@ def onnx_outputs_to_panoptic(
                          f'{RTP_ONNX_OUTPUTS}, got {len(outputs)}')
     boxes, scores, labels, mask_probs, sem_logits, num_valid = (
         _as_tensor(value) for value in outputs)
-    cfg = dict(RTP_TEST_CFG)
-    cfg.update(test_cfg or {})
+    cfg = merge_rtp_test_cfg(test_cfg)
     num_classes = num_things + num_stuff
     if sem_logits.dim() != 3 or sem_logits.size(0) != num_classes:
         raise ValueError(f'sem_logits must be ({num_classes}, h, w) for '

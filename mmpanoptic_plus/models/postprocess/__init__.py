@@ -6,7 +6,7 @@ from .panoptic_deeplab import (PanopticDeepLabResult,
 from .panoptic_merge import (INSTANCE_OFFSET, merge_semantic_and_instance,
                              vote_instance_classes)
 from .realtime_panoptic import (RTP_TEST_CFG, CroppedMasks, build_dense_boxes,
-                                rtp_instance_masks, rtp_mask_probabilities,
+                                merge_rtp_test_cfg, rtp_instance_masks, rtp_mask_probabilities,
                                 rtp_panoptic_fusion, rtp_panoptic_predict,
                                 select_query_boxes,
                                 semantic_labels_to_output)
@@ -15,7 +15,8 @@ __all__ = [
     'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
     'vote_instance_classes', 'panoptic_deeplab_postprocess',
     'PanopticDeepLabResult', 'INSTANCE_OFFSET', 'RTP_TEST_CFG',
-    'CroppedMasks', 'build_dense_boxes', 'rtp_instance_masks',
+    'CroppedMasks', 'build_dense_boxes', 'merge_rtp_test_cfg',
+    'rtp_instance_masks',
     'rtp_mask_probabilities', 'rtp_panoptic_fusion', 'rtp_panoptic_predict',
     'select_query_boxes', 'semantic_labels_to_output'
 ]

@@ -24,7 +24,7 @@ from .rtp_dense_box_masks import (CroppedMasks, box_iou_map,
 from .rtp_panoptic_fusion import rtp_panoptic_fusion, select_query_boxes
 
 __all__ = [
-    'RTP_TEST_CFG', 'rtp_panoptic_predict', 'CroppedMasks', 'box_iou_map',
+    'RTP_TEST_CFG', 'merge_rtp_test_cfg', 'rtp_panoptic_predict', 'CroppedMasks', 'box_iou_map',
     'box_localization_map', 'build_dense_boxes', 'resample_to_output',
     'rtp_instance_masks', 'rtp_mask_probabilities',
     'sample_level_regressions', 'semantic_labels_to_output',
@@ -50,6 +50,25 @@ RTP_TEST_CFG = dict(
     overlap_thr=0.5,
     stuff_area_limit=4096,
     instance_score_thr=0.0)
+
+
+def merge_rtp_test_cfg(*overrides: Optional[dict]) -> dict:
+    """:data:`RTP_TEST_CFG` updated by each of ``overrides`` in turn
+    (None or empty ones skipped).
+
+    Raises:
+        KeyError: An override has a key :data:`RTP_TEST_CFG` does not.
+    """
+    cfg = dict(RTP_TEST_CFG)
+    for override in overrides:
+        if not override:
+            continue
+        unknown = set(override) - set(RTP_TEST_CFG)
+        if unknown:
+            raise KeyError(f'unknown RTP test_cfg keys {sorted(unknown)}; '
+                           f'known: {sorted(RTP_TEST_CFG)}')
+        cfg.update(override)
+    return cfg
 
 
 def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
@@ -95,13 +114,7 @@ def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
         masks before fusion as :class:`CroppedMasks`, whose ``to_dense()``
         gives (N, H, W) bool).
     """
-    cfg = dict(RTP_TEST_CFG)
-    if test_cfg:
-        unknown = set(test_cfg) - set(RTP_TEST_CFG)
-        if unknown:
-            raise KeyError(f'unknown RTP test_cfg keys {sorted(unknown)}; '
-                           f'known: {sorted(RTP_TEST_CFG)}')
-        cfg.update(test_cfg)
+    cfg = merge_rtp_test_cfg(test_cfg)
     if sem_logits.size(1) != num_things + num_stuff:
         raise ValueError(f'semantic logits have {sem_logits.size(1)} '
                          f'channels, expected {num_things} things + '

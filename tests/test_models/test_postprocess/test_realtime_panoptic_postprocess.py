@@ -652,3 +652,16 @@ def test_predict_perfect_network_gives_exact_panoptic_map(iou_type):
                              sem_logits.float(), [meta], strides,
                              num_things, num_stuff,
                              dict(mask_threshold=0.3))
+
+
+def test_merge_rtp_test_cfg_applies_overrides_in_order():
+    from mmpanoptic_plus.models.postprocess import (RTP_TEST_CFG,
+                                                    merge_rtp_test_cfg)
+    assert merge_rtp_test_cfg() == RTP_TEST_CFG
+    assert merge_rtp_test_cfg(None, {}) == RTP_TEST_CFG
+    cfg = merge_rtp_test_cfg(dict(mask_thr=0.4, score_thr=0.1),
+                             dict(mask_thr=0.2))
+    assert (cfg['mask_thr'], cfg['score_thr']) == (0.2, 0.1)
+    assert RTP_TEST_CFG['mask_thr'] == 0.3  # the defaults are not touched
+    with pytest.raises(KeyError, match='unknown RTP test_cfg keys'):
+        merge_rtp_test_cfg(dict(mask_thr=0.2), dict(mask_threshold=0.2))
