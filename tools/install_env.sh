@@ -9,8 +9,9 @@
 #    build the user installed) is kept, never replaced.
 #  * mmdet 3.3.0 and mmseg 1.2.2 assert mmcv < 2.2.0, and mmcv 2.1.0 has no
 #    wheel for this torch, so it is built from source against the installed
-#    torch: setuptools<70 (its setup.py uses pkg_resources APIs removed later),
-#    wheel, --no-build-isolation. 7-11 minutes on 2 cores the first time; pip
+#    torch: setuptools<70 (its setup.py uses pkg_resources APIs removed later)
+#    and wheel, installed into a temporary folder seen only by that build,
+#    --no-build-isolation. 7-11 minutes on 2 cores the first time; pip
 #    caches the wheel for the next environment.
 #  * everything else from requirements/*.txt, then the package in editable
 #    mode without touching the dependencies again.
@@ -37,8 +38,6 @@ else
     $PIP install -q -r requirements/torch.txt
 fi
 
-step "build tools for mmcv (requirements/build.txt)"
-$PIP install -q -r requirements/build.txt
 
 mmcv_ok=$("$PY" - <<'PYEOF'
 try:
@@ -49,8 +48,20 @@ except Exception:
 PYEOF
 )
 if [ "$mmcv_ok" != yes ]; then
+    # The old setuptools mmcv's setup.py needs goes into a throw-away folder
+    # that only this build sees (PYTHONPATH), never into the environment:
+    # torch >= 2.13 requires setuptools >= 77, and installing setuptools<70
+    # next to it makes pip print a dependency-conflict ERROR to the user.
+    BUILD_TOOLS=$(mktemp -d)
+    trap 'rm -rf "$BUILD_TOOLS"' EXIT
+    step "build tools for mmcv (requirements/build.txt) in a temporary folder"
+    # --no-warn-conflicts: pip would compare the folder's setuptools with
+    # torch's requirement although the environment keeps its own setuptools.
+    $PIP install -q --no-warn-conflicts --target "$BUILD_TOOLS" \
+        -r requirements/build.txt
     step "building mmcv 2.1.0 from source (7-11 minutes on 2 cores the first time; pip caches the wheel)"
-    MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install -q --no-build-isolation mmcv==2.1.0
+    PYTHONPATH="$BUILD_TOOLS${PYTHONPATH:+:$PYTHONPATH}" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        $PIP install -q --no-build-isolation mmcv==2.1.0
 else
     step "mmcv 2.1.0 with compiled ops already present"
 fi

@@ -5,8 +5,8 @@ Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
 2020, Sec. 3.3: query boxes from NMS on ``class probability x centerness``,
 the levelness-chosen dense box map, ``P_loc = IoU(dense box, query box)``,
 masks ``P_loc * P_sem(class) >= sigma``, then the panoptic fusion of Kirillov
-et al. (CVPR 2019). The pieces live in :mod:`.rtp_dense_box_masks` and
-:mod:`.rtp_panoptic_fusion`; :func:`rtp_panoptic_predict` chains them for a
+et al. (CVPR 2019). The pieces live in :mod:`.rtp_dense_box_masks`,
+:mod:`.rtp_query_selection` and :mod:`.panoptic_fusion`; :func:`rtp_panoptic_predict` chains them for a
 batch.
 """
 from typing import Dict, List, Optional, Sequence
@@ -14,14 +14,16 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from .rtp_dense_box_masks import (CroppedMasks, box_iou_map,
+from mmpanoptic_plus.structures import CroppedMasks
+from .rtp_dense_box_masks import (box_iou_map,
                                   box_localization_map,
                                   build_dense_boxes, resample_to_output,
                                   rtp_instance_masks, rtp_mask_probabilities,
                                   sample_level_regressions,
                                   semantic_labels_to_output,
                                   threshold_upsampled_masks)
-from .rtp_panoptic_fusion import rtp_panoptic_fusion, select_query_boxes
+from .panoptic_fusion import rtp_panoptic_fusion
+from .rtp_query_selection import select_query_boxes
 
 __all__ = [
     'RTP_TEST_CFG', 'merge_rtp_test_cfg', 'rtp_panoptic_predict', 'CroppedMasks', 'box_iou_map',
