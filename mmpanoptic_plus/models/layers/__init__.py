@@ -1,6 +1,12 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-# PISR
-from .pisr_encoder import PISREncoder  # noqa: F401,E402
-from .pisr_encodings import (instance_encodings,  # noqa: F401,E402
+from .paste_masks import paste_masks_in_grid, topk_instance_heatmaps
+from .pisr_encoder import PISREncoder
+from .pisr_encodings import (PISR_EPS, instance_encodings,
                              instance_heatmaps_from_offsets,
-                             region_encodings, semantic_encodings)
+                             semantic_encodings)
+
+__all__ = [
+    'PISREncoder', 'PISR_EPS', 'instance_encodings',
+    'instance_heatmaps_from_offsets', 'paste_masks_in_grid',
+    'semantic_encodings', 'topk_instance_heatmaps'
+]

@@ -15,7 +15,8 @@ size and the region's area (a 1024x2048 test image would give encodings
 ~4x those of the 512x1024 training crops), which the reweighting network
 and the attention, trained on crops, would then see out of range. A region
 that is zero everywhere (an invalid instance slot, an image without things)
-gives a zero encoding.
+gives a zero encoding. The product itself is the shared soft-mask segment
+mean :func:`~mmpanoptic_plus.models.utils.region_encodings`.
 """
 from typing import Tuple
 
@@ -23,44 +24,12 @@ import torch
 from torch import Tensor
 
 from ..postprocess.instance_center import find_instance_centers
+from ..utils.segment_embeddings import region_encodings
 
-#: Guards the divisions by region sums and by the largest vote distance.
+#: Guards the division by the largest vote distance (the region sums are
+#: guarded by :data:`~mmpanoptic_plus.models.utils.segment_embeddings.
+#: REGION_EPS`, of the same value).
 PISR_EPS = 1e-6
-
-
-def _check_maps(name: str, maps: Tensor, feats: Tensor) -> None:
-    if maps.dim() != 4 or feats.dim() != 4:
-        raise ValueError(f'{name} and feats must be 4-D (B, *, H, W), got '
-                         f'{tuple(maps.shape)} and {tuple(feats.shape)}')
-    if maps.shape[0] != feats.shape[0] or \
-            maps.shape[-2:] != feats.shape[-2:]:
-        raise ValueError(
-            f'{name} {tuple(maps.shape)} and feats {tuple(feats.shape)} must '
-            'share the batch size and the spatial size (resize the maps to '
-            'the feature map first)')
-
-
-def region_encodings(regions: Tensor,
-                     feats: Tensor,
-                     normalize: bool = True) -> Tensor:
-    """Encodings ``E = R F^T`` of soft regions.
-
-    Args:
-        regions (Tensor): (B, R, H, W) non-negative region weights.
-        feats (Tensor): (B, C, H, W) feature map.
-        normalize (bool): Divide each region by its sum over the pixels
-            (clamped below by :data:`PISR_EPS`), giving region-weighted mean
-            features. Defaults to True.
-
-    Returns:
-        Tensor: (B, R, C) encodings.
-    """
-    _check_maps('regions', regions, feats)
-    weights = regions.flatten(2)  # (B, R, HW)
-    if normalize:
-        weights = weights / weights.sum(-1, keepdim=True).clamp_min(PISR_EPS)
-    feats = feats.flatten(2).to(weights.dtype)  # (B, C, HW)
-    return torch.bmm(weights, feats.transpose(1, 2))
 
 
 def semantic_encodings(sem_probs: Tensor,

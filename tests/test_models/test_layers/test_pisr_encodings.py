@@ -9,8 +9,8 @@ import torch
 
 from mmpanoptic_plus.models.layers import (instance_encodings,
                                            instance_heatmaps_from_offsets,
-                                           region_encodings,
                                            semantic_encodings)
+from mmpanoptic_plus.models.utils.segment_embeddings import region_encodings
 
 
 def test_semantic_encodings_hand_computed():
