@@ -4,12 +4,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 
-from mmpanoptic_plus.datasets.panoptic_utils import (id_to_rgb,
-                                                     segment_areas_and_boxes)
-from mmpanoptic_plus.visualization.panoptic_drawing import (
-    split_panoptic_values, to_numpy_map)
+from mmpanoptic_plus.evaluation.functional import (FIRST_SEGMENT_INDEX,
+                                                   split_panoptic_map)
+from mmpanoptic_plus.structures import (INSTANCE_OFFSET,
+                                        coco_panoptic_segments, ids_to_rgb)
+from mmpanoptic_plus.visualization.panoptic_drawing import to_numpy_map
 
 
 def panoptic_to_coco_segments(
@@ -61,27 +61,24 @@ def panoptic_to_coco_segments(
                          f'{num_classes} classes')
 
     pan_seg = to_numpy_map(pan_seg)
-    values, inverse = np.unique(pan_seg, return_inverse=True)
-    inverse = inverse.reshape(pan_seg.shape)
-    labels, _, is_void = split_panoptic_values(values, num_classes,
-                                               instance_offset)
-    # position among the non-void values -> COCO id (1-based); void -> 0
-    segment_ids = np.cumsum(~is_void) * ~is_void
-    id_map = segment_ids[inverse]
-    num_segments = int((~is_void).sum())
-    areas, boxes = segment_areas_and_boxes(id_map - 1, num_segments)
+    # segments in increasing order of their encoded value, VOID below
+    # FIRST_SEGMENT_INDEX
+    index_map, _, labels = split_panoptic_map(
+        pan_seg, num_classes, instance_offset=instance_offset)
+    id_map, coco_segments = coco_panoptic_segments(
+        index_map.astype(np.int64) - FIRST_SEGMENT_INDEX, labels,
+        category_ids)
 
     segments_info = []
-    for index, label in enumerate(labels[~is_void].tolist()):
+    for label, segment in zip(labels.tolist(), coco_segments):
         segments_info.append({
-            'id': index + 1,
-            'category_id':
-            int(category_ids[label]) if category_ids is not None else label,
+            'id': segment['id'],
+            'category_id': segment['category_id'],
             'category_name': classes[label],
             'label': label,
             'isthing': label < num_things,
-            'iscrowd': 0,
-            'area': int(areas[index]),
-            'bbox': [int(v) for v in boxes[index]],
+            'iscrowd': segment['iscrowd'],
+            'area': segment['area'],
+            'bbox': segment['bbox'],
         })
-    return id_to_rgb(id_map), segments_info
+    return ids_to_rgb(id_map), segments_info

@@ -1,11 +1,13 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from . import transforms
 from .cityscapes_panoptic import CityscapesPanopticDataset
 from .coco_panoptic_format import CocoPanopticFormatDataset
 from .synthetic import generate_synthetic_panoptic
 from .synthetic_panoptic import SyntheticPanopticDataset
 from .transforms import *  # noqa: F401,F403
 
+# the transforms' names follow their own __all__
 __all__ = [
     'CocoPanopticFormatDataset', 'CityscapesPanopticDataset',
     'SyntheticPanopticDataset', 'generate_synthetic_panoptic'
-]
+] + transforms.__all__

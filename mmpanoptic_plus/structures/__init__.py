@@ -1,7 +1,17 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Data structures shared by datasets, models, evaluation, visualization,
 apis and deployment."""
+from .coco_panoptic import coco_panoptic_segments
 from .cropped_masks import CroppedMasks
-from .panoptic_encoding import INSTANCE_OFFSET
+from .panoptic_encoding import INSTANCE_OFFSET, encode_panoptic, split_panoptic
+from .panoptic_png import (MAX_PANOPTIC_ID, ids_to_rgb, read_panoptic_ids,
+                           rgb_to_ids, write_panoptic_ids)
+from .segment_boxes import (areas_and_boxes_of_ids, segment_areas_and_boxes,
+                            segment_ids_of_index)
 
-__all__ = ['CroppedMasks', 'INSTANCE_OFFSET']
+__all__ = [
+    'CroppedMasks', 'INSTANCE_OFFSET', 'encode_panoptic', 'split_panoptic',
+    'MAX_PANOPTIC_ID', 'rgb_to_ids', 'ids_to_rgb', 'read_panoptic_ids',
+    'write_panoptic_ids', 'segment_areas_and_boxes', 'segment_ids_of_index',
+    'areas_and_boxes_of_ids', 'coco_panoptic_segments'
+]

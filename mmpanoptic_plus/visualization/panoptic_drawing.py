@@ -14,8 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 import torch
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.visualization.palette import get_palette
+
+from mmpanoptic_plus.structures import (INSTANCE_OFFSET, encode_panoptic,
+                                        split_panoptic)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 ColorType = Tuple[int, int, int]
@@ -161,8 +163,7 @@ def split_panoptic_values(
     if values.size and values.min() < 0:
         raise ValueError('Panoptic values must be >= 0, got '
                          f'{int(values.min())}')
-    labels = values % instance_offset
-    instance_ids = values // instance_offset
+    labels, instance_ids = split_panoptic(values, instance_offset)
     if values.size and labels.max() > num_classes:
         bad = np.unique(labels[labels > num_classes])
         raise ValueError(
@@ -318,8 +319,7 @@ def segment_ids_to_panoptic(seg_ids: ArrayLike,
         np.ndarray: int64 ``(H, W)`` encoded panoptic map.
     """
     seg_ids = to_numpy_map(seg_ids)
-    encoded_by_id = {}
-    next_instance = 1
+    labels, is_instance = [], []
     for info in segments_info:
         label = int(info['category'])
         if not 0 <= label < num_classes:
@@ -327,12 +327,17 @@ def segment_ids_to_panoptic(seg_ids: ArrayLike,
                              f'outside [0, {num_classes})')
         # 'is_thing' in our data samples, 'isthing' in raw COCO categories
         is_thing = info.get('is_thing', info.get('isthing', False))
-        if is_thing and not info.get('iscrowd', False):
-            encoded_by_id[int(info['id'])] = \
-                label + next_instance * instance_offset
-            next_instance += 1
-        else:
-            encoded_by_id[int(info['id'])] = label
+        labels.append(label)
+        is_instance.append(bool(is_thing and not info.get('iscrowd', False)))
+    # instances numbered 1, 2, ... in annotation order; 0 for the others
+    is_instance = np.array(is_instance, dtype=bool)
+    instance_ids = np.cumsum(is_instance) * is_instance
+    encoded = encode_panoptic(
+        np.array(labels, dtype=np.int64), instance_ids, instance_offset)
+    encoded_by_id = {
+        int(info['id']): value
+        for info, value in zip(segments_info, encoded.tolist())
+    }
     ids, inverse = np.unique(seg_ids, return_inverse=True)
     # one dictionary look-up per distinct id, then one LUT indexing
     lut = np.array([encoded_by_id.get(int(i), num_classes) for i in ids],

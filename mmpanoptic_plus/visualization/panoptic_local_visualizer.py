@@ -6,12 +6,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import mmcv
 import numpy as np
 import torch
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
 
 from mmpanoptic_plus.registry import VISUALIZERS
+from mmpanoptic_plus.structures import INSTANCE_OFFSET
 from .panoptic_drawing import (class_names_from_meta, panoptic_boundaries,
                                panoptic_to_rgb, segment_ids_to_panoptic,
                                segment_label_points, split_panoptic_values,

@@ -1,15 +1,14 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 from typing import List, Optional
 
-import mmcv
 import numpy as np
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.structures.mask import BitmapMasks
-from mmengine.fileio import get
 
 from mmpanoptic_plus.registry import TRANSFORMS
-from ..panoptic_utils import (lookup_segments, rgb_to_id,
-                              segment_areas_and_boxes)
+from mmpanoptic_plus.structures import (read_panoptic_ids,
+                                        segment_areas_and_boxes)
+from ..panoptic_utils import lookup_segments
 
 IGNORE_LABEL = 255
 
@@ -89,7 +88,9 @@ class LoadPanopticAnnotations(LoadAnnotations):
             only to infer ``iscrowd`` (mmdet layout) when ``results`` does not
             say it. Defaults to None.
         box_type (str): Box type of ``gt_bboxes``. Defaults to 'hbox'.
-        imdecode_backend (str): Backend of :func:`mmcv.imfrombytes`.
+        imdecode_backend (str): Kept for the signature of mmdet's
+            :class:`LoadAnnotations`; the id PNG is always decoded with cv2
+            by :func:`~mmpanoptic_plus.structures.read_panoptic_ids`.
             Defaults to 'cv2'.
         backend_args (dict, optional): File backend arguments.
             Defaults to None.
@@ -118,24 +119,10 @@ class LoadPanopticAnnotations(LoadAnnotations):
         self.num_thing_classes = num_thing_classes
 
     def _read_id_map(self, seg_map_path: str) -> np.ndarray:
-        """Read a panoptic PNG as an (H, W) int64 id map."""
-        try:
-            png_bytes = get(seg_map_path, backend_args=self.backend_args)
-        except (FileNotFoundError, OSError) as error:
-            raise FileNotFoundError('cannot read the panoptic annotation '
-                                    f'PNG "{seg_map_path}": {error}') from None
-        try:
-            rgb = mmcv.imfrombytes(
-                png_bytes,
-                flag='color',
-                channel_order='rgb',
-                backend=self.imdecode_backend)
-        except Exception:  # cv2.error, PIL errors: reported below
-            rgb = None
-        if rgb is None:
-            raise ValueError('cannot decode the panoptic annotation PNG '
-                             f'"{seg_map_path}" (corrupt or not an image)')
-        return rgb_to_id(rgb)
+        """Read a panoptic PNG as an (H, W) int64 id map (the codec's cv2
+        decoder; errors name the file)."""
+        return read_panoptic_ids(
+            seg_map_path, backend_args=self.backend_args).astype(np.int64)
 
     def _num_thing_classes(self, results: dict) -> Optional[int]:
         if results.get('num_thing_classes') is not None:

@@ -4,8 +4,10 @@ INSTANCE_OFFSET``, the encoding of ``pred_panoptic_seg``)."""
 from typing import Optional, Tuple
 
 import numpy as np
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 
+from mmpanoptic_plus.structures import (INSTANCE_OFFSET,
+                                        segment_areas_and_boxes,
+                                        split_panoptic)
 from .panoptic_quality import FIRST_SEGMENT_INDEX, VOID_INDEX, index_dtype
 
 # Largest value for which the segments are found with np.bincount and a
@@ -59,7 +61,7 @@ def split_panoptic_map(
     else:
         present, inverse = np.unique(panoptic_map, return_inverse=True)
     present = present.astype(np.int64)
-    labels = present % instance_offset
+    labels, _ = split_panoptic(present, instance_offset)
     is_void = labels == num_classes
     if ignore_index is not None:
         is_void |= labels == ignore_index
@@ -68,7 +70,8 @@ def split_panoptic_map(
         raise ValueError(
             f'Panoptic map value {int(present[invalid][0])} has label '
             f'{int(labels[invalid][0])}, above the {num_classes} classes '
-            f'(VOID is {num_classes}).')
+            f'(VOID is {num_classes}); there are only {num_classes} classes: '
+            'are they those the model was trained with?')
     is_segment = ~is_void
     num_segments = int(is_segment.sum())
     # Dense code of every present value: VOID or FIRST_SEGMENT_INDEX + i.
@@ -91,31 +94,13 @@ def segment_bboxes(index_map: np.ndarray, num_segments: int) -> np.ndarray:
 
     Args:
         index_map (np.ndarray): Dense indices (``FIRST_SEGMENT_INDEX + i``
-            for segment i), shape (H, W).
+            for segment i, lower codes for no segment), shape (H, W).
         num_segments (int): Number of segments N.
 
     Returns:
         np.ndarray: COCO boxes ``[x, y, w, h]``, shape (N, 4), int64; all
         zero for a segment absent from the map.
     """
-    height, width = index_map.shape
-    num_codes = num_segments + FIRST_SEGMENT_INDEX
-    index_map = index_map.astype(np.int64)
-    # Which rows / columns each segment touches: one bincount per axis.
-    row_code = index_map * height + np.arange(height)[:, None]
-    col_code = index_map * width + np.arange(width)[None, :]
-    in_rows = np.bincount(
-        row_code.ravel(),
-        minlength=num_codes * height).reshape(num_codes,
-                                              height)[FIRST_SEGMENT_INDEX:] > 0
-    in_cols = np.bincount(
-        col_code.ravel(),
-        minlength=num_codes * width).reshape(num_codes,
-                                             width)[FIRST_SEGMENT_INDEX:] > 0
-    y0 = in_rows.argmax(axis=1)
-    y1 = height - in_rows[:, ::-1].argmax(axis=1)
-    x0 = in_cols.argmax(axis=1)
-    x1 = width - in_cols[:, ::-1].argmax(axis=1)
-    boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.int64)
-    boxes[~in_rows.any(axis=1)] = 0
-    return boxes
+    # int64 first: the dense codes may be unsigned.
+    segment_index = index_map.astype(np.int64) - FIRST_SEGMENT_INDEX
+    return segment_areas_and_boxes(segment_index, num_segments)[1]

@@ -13,11 +13,12 @@ from mmengine.structures import BaseDataElement
 from terminaltables import AsciiTable
 
 from mmpanoptic_plus.registry import METRICS
+from mmpanoptic_plus.structures import (coco_panoptic_segments,
+                                        read_panoptic_ids, write_panoptic_ids)
 from ..functional import (FIRST_SEGMENT_INDEX, PQStat, average_pq,
                           index_segment_ids, intersection_table,
                           parse_segments_info, pq_stat_from_table,
-                          read_panoptic_ids, segment_bboxes,
-                          split_panoptic_map, write_panoptic_ids)
+                          split_panoptic_map)
 
 
 def _to_numpy(data) -> np.ndarray:
@@ -218,31 +219,14 @@ class PanopticQualityMetric(BaseMetric):
     def _dump_prediction(self, index_map: np.ndarray, labels: np.ndarray,
                          data_sample: dict) -> dict:
         """Write one prediction PNG; return its COCO panoptic annotation."""
-        cat_ids = self._category_ids()
         image_id = self._image_id(data_sample)
         file_name = f'{image_id}.png'
-        num_segments = len(labels)
         # Segment ids 1..N in the PNG, 0 for VOID.
-        id_of_index = np.concatenate([
-            np.zeros(FIRST_SEGMENT_INDEX, np.int64),
-            np.arange(1, num_segments + 1)
-        ])
+        id_map, segments_info = coco_panoptic_segments(
+            index_map.astype(np.int64) - FIRST_SEGMENT_INDEX, labels,
+            self._category_ids())
         write_panoptic_ids(
-            osp.join(f'{self.outfile_prefix}.panoptic', file_name),
-            id_of_index[index_map])
-        areas = np.bincount(
-            index_map.ravel(),
-            minlength=num_segments + FIRST_SEGMENT_INDEX)[FIRST_SEGMENT_INDEX:]
-        boxes = segment_bboxes(index_map, num_segments)
-        segments_info = [
-            dict(
-                id=i + 1,
-                category_id=cat_ids[label],
-                area=int(area),
-                bbox=box.tolist(),
-                iscrowd=0)
-            for i, (label, area, box) in enumerate(zip(labels, areas, boxes))
-        ]
+            osp.join(f'{self.outfile_prefix}.panoptic', file_name), id_map)
         return dict(
             image_id=image_id,
             file_name=file_name,
