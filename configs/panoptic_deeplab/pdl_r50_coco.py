@@ -16,7 +16,7 @@ model = dict(
     num_stuff_classes=53,
     # SIZE_DIVISIBILITY 640 of the reference
     data_preprocessor=dict(pad_size_divisor=640),
-    semantic_head=dict(loss_sem=dict(top_k_percent=1.0)),
+    semantic_head=dict(loss_sem=dict(top_ratio=1.0)),
     test_cfg=dict(nms_kernel=41, stuff_area_limit=4096))
 
 train_pipeline = [

@@ -61,9 +61,13 @@ model = dict(
         head_channels=256,
         head_kernel_size=5,
         norm_cfg=norm_cfg,
+        # Sec. 3.1: pixel weights first, the worst 20 % of ALL the batch's
+        # pixels (ignored ones count, with loss 0), int() of the count
         loss_sem=dict(
-            type='DeepLabHardPixelCELoss',
-            top_k_percent=0.2,
+            type='HardPixelCrossEntropyLoss',
+            top_ratio=0.2,
+            count='all',
+            rounding='floor',
             ignore_index=255,
             loss_weight=1.0)),
     instance_head=dict(

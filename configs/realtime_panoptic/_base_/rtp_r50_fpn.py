@@ -63,9 +63,10 @@ model = dict(
             ignore_index=255,
             avg_non_ignore=True,
             loss_weight=1.0),
+        # Sec. 4: the worst 30 % of the valid pixels, round() of the count
         loss_semantic=dict(
-            type='BootstrappedCrossEntropyLoss', top_ratio=0.3,
-            loss_weight=1.0),
+            type='HardPixelCrossEntropyLoss', top_ratio=0.3, count='valid',
+            rounding='round', loss_weight=1.0),
         loss_mask=dict(
             type='RTPMaskLoss', max_queries_per_img=32, loss_weight=1.0)),
     train_cfg=None,

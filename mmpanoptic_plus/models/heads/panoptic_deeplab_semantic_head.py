@@ -39,7 +39,8 @@ class PanopticDeepLabSemanticHead(BaseModule):
         head_channels (int): Channels of the head conv. Defaults to 256.
         head_kernel_size (int): Kernel of the head conv. Defaults to 5.
         loss_sem (dict): Loss config. Defaults to
-            ``DeepLabHardPixelCELoss(top_k_percent=0.2)``.
+            ``HardPixelCrossEntropyLoss(top_ratio=0.2, count='all',
+            rounding='floor')`` (Sec. 3.1).
         semantic_weights_key (str, optional): Data sample field with the
             pixel weights; None for unweighted. Defaults to
             ``'gt_semantic_weights'``.
@@ -57,8 +58,10 @@ class PanopticDeepLabSemanticHead(BaseModule):
                  head_channels: int = 256,
                  head_kernel_size: int = 5,
                  loss_sem: ConfigType = dict(
-                     type='DeepLabHardPixelCELoss',
-                     top_k_percent=0.2,
+                     type='HardPixelCrossEntropyLoss',
+                     top_ratio=0.2,
+                     count='all',
+                     rounding='floor',
                      ignore_index=255,
                      loss_weight=1.0),
                  semantic_weights_key: str = 'gt_semantic_weights',
