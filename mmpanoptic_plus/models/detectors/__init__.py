@@ -1,10 +1,11 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .panoptic_deeplab import PanopticDeepLab
+from .panoptic_deeplab_pisr import PanopticDeepLabPISR
+from .panoptic_fpn_pisr import PanopticFPNPISR
 from .realtime_panoptic import RealTimePanoptic
+from .two_stage_panoptic_base import TwoStagePanopticBase
 
-__all__ = ['RealTimePanoptic']
-# Panoptic-DeepLab
-from .panoptic_deeplab import PanopticDeepLab  # noqa: F401,E402
-# Panoptic FPN + PISR
-from .panoptic_fpn_pisr import PanopticFPNPISR  # noqa: F401,E402
-# Panoptic-DeepLab + PISR
-from .panoptic_deeplab_pisr import PanopticDeepLabPISR  # noqa: F401,E402
+__all__ = [
+    'PanopticDeepLab', 'PanopticDeepLabPISR', 'PanopticFPNPISR',
+    'RealTimePanoptic', 'TwoStagePanopticBase'
+]

@@ -5,10 +5,7 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.models.detectors import PanopticFPN
-from mmdet.models.utils import interpolate_as
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, \
     OptMultiConfig
 from mmengine.config import ConfigDict
@@ -18,6 +15,7 @@ from torch import Tensor
 from mmpanoptic_plus.registry import MODELS
 from ..layers.paste_masks import topk_instance_heatmaps
 from ..layers.pisr_encoder import PISREncoder  # noqa: F401 (registers it)
+from .two_stage_panoptic_base import TwoStagePanopticBase
 
 #: Detections that make the instance heatmaps ``I``: a low score threshold
 #: and class-agnostic NMS, so that the K slots hold the K best *distinct*
@@ -29,7 +27,7 @@ PISR_INSTANCE_CFG = dict(
 
 
 @MODELS.register_module()
-class PanopticFPNPISR(PanopticFPN):
+class PanopticFPNPISR(TwoStagePanopticBase):
     """Panoptic FPN (Kirillov et al., CVPR 2019) wrapped by PISR (Borse et
     al., "Panoptic, Instance and Semantic Relations: A Relational Context
     Encoder to Enhance Panoptic Segmentation", CVPR 2022), which the paper
@@ -50,11 +48,12 @@ class PanopticFPNPISR(PanopticFPN):
        ``S`` keeps those ``N = num_stuff + 1`` channels: the things channel
        summarises all object pixels, the instance encodings then tell the
        objects apart.
-    4. ``I``: the initial RoI head's top-K detections, in training too:
-       the box branch runs in test mode on the proposals (no gradient:
-       scoring, NMS with :data:`PISR_INSTANCE_CFG`, ``max_per_img=K``), the
-       mask branch predicts the mask of each kept box (sigmoid of the
-       channel of its label), and the masks are pasted at stride 4,
+    4. ``I``: the initial RoI head's top-K detections, in training too
+       (:meth:`~TwoStagePanopticBase.detections_with_mask_probs`): the box
+       branch runs in test mode on the proposals (no gradient: scoring, NMS
+       with :data:`PISR_INSTANCE_CFG`, ``max_per_img=K``), the mask branch
+       predicts the mask of each kept box (sigmoid of the channel of its
+       label), and the masks are pasted at stride 4,
        score-sorted, into K slots (:func:`topk_instance_heatmaps`: one
        ``grid_sample`` for the batch; zero slots with ``valid=False`` when
        fewer than K). Test-mode detections rather than ground-truth matched
@@ -82,6 +81,9 @@ class PanopticFPNPISR(PanopticFPN):
 
     Inference fuses the final detections and final semantic logits with the
     usual ``panoptic_fusion_head`` (mmdet's ``HeuristicFusionHead``).
+
+    The RPN, the semantic loss and prediction on given logits and the
+    test-mode detections come from :class:`TwoStagePanopticBase`.
 
     Args:
         backbone, neck, rpn_head, roi_head, semantic_head,
@@ -116,12 +118,8 @@ class PanopticFPNPISR(PanopticFPN):
                  gamma: float = 1.0,
                  final_roi_head: OptConfigType = None,
                  instance_cfg: OptConfigType = None) -> None:
-        for name, cfg in (('rpn_head', rpn_head), ('roi_head', roi_head),
-                          ('semantic_head', semantic_head),
-                          ('panoptic_fusion_head', panoptic_fusion_head),
-                          ('pisr', pisr)):
-            if cfg is None:
-                raise ValueError(f'PanopticFPNPISR needs a {name}')
+        if pisr is None:
+            raise ValueError('PanopticFPNPISR needs a pisr')
         pisr = ConfigDict(pisr)
         if 'num_instances' not in pisr:
             raise ValueError('pisr must set num_instances (K)')
@@ -133,7 +131,6 @@ class PanopticFPNPISR(PanopticFPN):
             raise ValueError(f'gamma must be non-negative, got {gamma}')
         train_cfg = ConfigDict(train_cfg) if train_cfg is not None else None
         test_cfg = ConfigDict(test_cfg) if test_cfg is not None else None
-        roi_head = ConfigDict(roi_head)
         # the parent fills roi_head in place: copy it first
         final_roi_head = ConfigDict(
             copy.deepcopy(roi_head if final_roi_head is None else
@@ -141,17 +138,14 @@ class PanopticFPNPISR(PanopticFPN):
         super().__init__(
             backbone=backbone,
             neck=neck,
-            rpn_head=ConfigDict(rpn_head),
+            rpn_head=rpn_head,
             roi_head=roi_head,
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
-            semantic_head=ConfigDict(semantic_head),
-            panoptic_fusion_head=ConfigDict(panoptic_fusion_head))
-        if not (self.with_roi_head and self.roi_head.with_mask):
-            raise ValueError('PanopticFPNPISR needs a roi_head with a mask '
-                             'head (the instance heatmaps are its masks)')
+            semantic_head=semantic_head,
+            panoptic_fusion_head=panoptic_fusion_head)
         final_roi_head.update(
             train_cfg=train_cfg.rcnn if train_cfg is not None else None,
             test_cfg=test_cfg.rcnn)
@@ -229,27 +223,11 @@ class PanopticFPNPISR(PanopticFPN):
         Returns:
             tuple[Tensor, Tensor]: (B, K, H, W) heatmaps and (B, K) valid.
         """
-        with torch.no_grad():
-            detections = self.roi_head.predict_bbox(
-                x,
-                batch_img_metas,
-                rpn_results_list,
-                rcnn_test_cfg=self.instance_cfg,
-                rescale=False)
-        boxes = [det.bboxes.detach() for det in detections]
-        scores = [det.scores.detach() for det in detections]
-        rois = bbox2roi(boxes)
-        if rois.shape[0] == 0:
-            mask_probs = [x[0].new_zeros((0, 1, 1)) for _ in boxes]
-        else:
-            mask_logits = self.roi_head._mask_forward(x, rois)['mask_preds']
-            if self.roi_head.mask_head.class_agnostic:
-                channels = torch.zeros_like(rois[:, 0], dtype=torch.long)
-            else:
-                channels = torch.cat([det.labels for det in detections])
-            rows = torch.arange(len(rois), device=rois.device)
-            mask_probs = mask_logits[rows, channels].sigmoid()
-            mask_probs = mask_probs.split([len(b) for b in boxes])
+        detections = self.detections_with_mask_probs(
+            x, batch_img_metas, rpn_results_list, self.instance_cfg)
+        mask_probs = [det.mask_probs for det in detections]
+        boxes = [det.bboxes for det in detections]
+        scores = [det.scores for det in detections]
         return topk_instance_heatmaps(mask_probs, boxes, scores,
                                       self.num_instances, grid_shape,
                                       self.feat_stride)
@@ -317,38 +295,6 @@ class PanopticFPNPISR(PanopticFPN):
             pan_feats=pan_feats,
             enhanced_x=self.enhance_levels(x, pan_feats))
 
-    def semantic_loss(self, seg_logits: Tensor,
-                      batch_data_samples: SampleList) -> Tensor:
-        """The semantic head's loss on given logits.
-
-        mmdet's ``PanopticFPNHead.loss`` runs its own forward; PISR needs the
-        features of that forward and a second (final) prediction, so the
-        loss is computed here from the head's own pieces (``gt`` rescaling,
-        ``_set_things_to_void``, ``loss_seg``), as that method does.
-
-        Args:
-            seg_logits (Tensor): (B, num_stuff + 1, H, W) logits.
-            batch_data_samples (list[DetDataSample]): With ``gt_sem_seg``
-                padded to the batch shape.
-
-        Returns:
-            Tensor: The loss.
-        """
-        head = self.semantic_head
-        gt_sem_seg = torch.stack(
-            [sample.gt_sem_seg.sem_seg for sample in batch_data_samples])
-        if head.seg_rescale_factor != 1.0:
-            gt_sem_seg = F.interpolate(
-                gt_sem_seg.float(),
-                scale_factor=head.seg_rescale_factor,
-                mode='nearest')
-        gt_sem_seg = head._set_things_to_void(gt_sem_seg.squeeze(1))
-        if seg_logits.shape[-2:] != gt_sem_seg.shape[-2:]:
-            seg_logits = interpolate_as(seg_logits, gt_sem_seg)
-        return head.loss_seg(
-            seg_logits.permute(0, 2, 3, 1).reshape(-1, head.num_classes),
-            gt_sem_seg.reshape(-1).long())
-
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> dict:
         """Losses of the RPN, the initial heads (times gamma, suffixed
@@ -366,25 +312,14 @@ class PanopticFPNPISR(PanopticFPN):
         x = self.extract_feat(batch_inputs)
         losses = dict()
 
-        # RPN: as mmdet's TwoStagePanopticSegmentor (class-agnostic labels)
-        proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg.rpn)
-        rpn_data_samples = copy.deepcopy(batch_data_samples)
-        for data_sample in rpn_data_samples:
-            data_sample.gt_instances.labels = torch.zeros_like(
-                data_sample.gt_instances.labels)
-        rpn_losses, rpn_results_list = self.rpn_head.loss_and_predict(
-            x, rpn_data_samples, proposal_cfg=proposal_cfg)
-        for key in list(rpn_losses):
-            if 'loss' in key and 'rpn' not in key:
-                rpn_losses[f'rpn_{key}'] = rpn_losses.pop(key)
+        rpn_losses, rpn_results_list = self.rpn_loss_and_proposals(
+            x, batch_data_samples)
         losses.update(rpn_losses)
 
         pisr = self.pisr_forward(x, batch_img_metas, rpn_results_list)
 
-        # StandardRoIHead.loss renames the proposals' ``bboxes`` in place:
-        # each head gets its own (shallow) copy of the proposal lists
-        init_losses = self.roi_head.loss(
-            x, [r.clone() for r in rpn_results_list], batch_data_samples)
+        init_losses = self.roi_head_loss(x, rpn_results_list,
+                                         batch_data_samples)
         init_losses['loss_seg'] = self.semantic_loss(pisr['init_seg_logits'],
                                                      batch_data_samples)
         for key, value in init_losses.items():
@@ -393,46 +328,11 @@ class PanopticFPNPISR(PanopticFPN):
             losses[f'{key}_init'] = value
 
         losses.update(
-            self.final_roi_head.loss(pisr['enhanced_x'],
-                                     [r.clone() for r in rpn_results_list],
-                                     batch_data_samples))
+            self.roi_head_loss(pisr['enhanced_x'], rpn_results_list,
+                               batch_data_samples, self.final_roi_head))
         losses['loss_seg'] = self.semantic_loss(pisr['final_seg_logits'],
                                                 batch_data_samples)
         return losses
-
-    def semantic_predict(self, seg_logits: Tensor, batch_img_metas: List[dict],
-                         rescale: bool) -> List[Tensor]:
-        """Per-image semantic logits at the input (or original) size.
-
-        As mmdet's ``BaseSemanticHead.predict``, which cannot be reused
-        because it runs the head's own forward: upsample to the padded batch
-        shape, crop the padding, resize to ``ori_shape`` when ``rescale``.
-
-        Args:
-            seg_logits (Tensor): (B, N, H, W) logits at stride 4.
-            batch_img_metas (list[dict]): With ``batch_input_shape``,
-                ``img_shape``, ``ori_shape``.
-            rescale (bool): Resize to ``ori_shape``.
-
-        Returns:
-            list[Tensor]: (N, H_i, W_i) logits per image.
-        """
-        seg_logits = F.interpolate(
-            seg_logits,
-            size=batch_img_metas[0]['batch_input_shape'],
-            mode='bilinear',
-            align_corners=False)
-        results = []
-        for logits, meta in zip(seg_logits, batch_img_metas):
-            if rescale:
-                height, width = meta['img_shape'][:2]
-                logits = F.interpolate(
-                    logits[None, :, :height, :width],
-                    size=meta['ori_shape'][:2],
-                    mode='bilinear',
-                    align_corners=False)[0]
-            results.append(logits)
-        return results
 
     def predict(self,
                 batch_inputs: Tensor,
@@ -452,7 +352,7 @@ class PanopticFPNPISR(PanopticFPN):
         """
         batch_img_metas = [s.metainfo for s in batch_data_samples]
         x = self.extract_feat(batch_inputs)
-        rpn_results_list = self._proposals(x, batch_data_samples)
+        rpn_results_list = self.predict_proposals(x, batch_data_samples)
         pisr = self.pisr_forward(x, batch_img_metas, rpn_results_list)
         results_list = self.final_roi_head.predict(
             pisr['enhanced_x'],
@@ -464,13 +364,6 @@ class PanopticFPNPISR(PanopticFPN):
         results_list = self.panoptic_fusion_head.predict(
             results_list, seg_preds)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
-
-    def _proposals(self, x: Tuple[Tensor],
-                   batch_data_samples: SampleList) -> InstanceList:
-        """RPN proposals, or the pre-defined ``proposals`` of the samples."""
-        if batch_data_samples[0].get('proposals', None) is None:
-            return self.rpn_head.predict(x, batch_data_samples, rescale=False)
-        return [sample.proposals for sample in batch_data_samples]
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: SampleList) -> tuple:
