@@ -245,13 +245,13 @@ def prepare_data_samples(gt_json: dict, gt_folder: str, pred_json: dict,
     """Data samples (as dicts, as the Evaluator passes them) with decoded
     gt ids and ``label + instance * INSTANCE_OFFSET`` predictions."""
     import torch
-    from mmdet.evaluation.functional import INSTANCE_OFFSET
     from mmdet.structures import DetDataSample
     from mmengine.structures import PixelData
 
     from mmpanoptic_plus.evaluation.functional import (FIRST_SEGMENT_INDEX,
                                                        index_segment_ids,
                                                        read_panoptic_ids)
+    from mmpanoptic_plus.structures import INSTANCE_OFFSET
     label_of = {c['id']: label for label, c in enumerate(CATEGORIES)}
     num_classes = len(CATEGORIES)
     predictions = {a['image_id']: a for a in pred_json['annotations']}
