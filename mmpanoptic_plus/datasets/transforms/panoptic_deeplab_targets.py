@@ -4,6 +4,7 @@ from typing import Dict, Tuple
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmpanoptic_plus.models.utils import instance_index_map
 from mmpanoptic_plus.registry import TRANSFORMS
 
 IGNORE_LABEL = 255
@@ -143,24 +144,6 @@ class GeneratePanopticDeepLabTargets(BaseTransform):
         # offset of the window's first row/column from its peak
         self.window_radius = int(3 * sigma + 1)
 
-    @staticmethod
-    def _instance_index_map(masks: np.ndarray) -> np.ndarray:
-        """(H, W) int64 map: 1 + index of the instance covering each pixel,
-        0 where none does.
-
-        A loop over instances, one masked assignment each: measured ~7x
-        faster than ``argmax`` over the (N, H, W) stack (40 masks of
-        1024x2048), whose reduction runs across the strided first axis.
-
-        Args:
-            masks (np.ndarray): (N, H, W) binary masks. Panoptic masks do
-                not overlap; if augmentation made them, the first wins.
-        """
-        index = np.zeros(masks.shape[1:], dtype=np.int64)
-        for k in range(masks.shape[0] - 1, -1, -1):  # reversed: first wins
-            index[masks[k] != 0] = k + 1
-        return index
-
     def _paste_gaussians(self, heatmap: np.ndarray,
                          centers_yx: np.ndarray) -> None:
         """Merge one Gaussian window per center into ``heatmap`` by max.
@@ -227,7 +210,9 @@ class GeneratePanopticDeepLabTargets(BaseTransform):
         height, width = semantic.shape
         num_instances = masks.shape[0]
 
-        instance_index = self._instance_index_map(masks)
+        # 1 + index of the instance covering each pixel (first wins), 0 where
+        # none does
+        instance_index = instance_index_map(masks).numpy()
         flat_index = instance_index.ravel()
         pixels = np.flatnonzero(flat_index)  # flat positions of instances
         owner = flat_index[pixels]  # 1 + instance index of each

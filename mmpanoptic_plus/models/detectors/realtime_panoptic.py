@@ -7,6 +7,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmpanoptic_plus.models.postprocess.realtime_panoptic import \
+    rtp_panoptic_predict
 from mmpanoptic_plus.registry import MODELS
 
 
@@ -18,7 +20,9 @@ class RealTimePanoptic(SingleStageDetector):
 
     ``loss`` and ``_forward`` (raw head outputs: the "network" the benchmark
     times) are :class:`SingleStageDetector`'s; the head's ``loss`` reads
-    ``gt_instances``, ``ignored_instances`` and ``gt_sem_seg``.
+    ``gt_instances``, ``ignored_instances`` and ``gt_sem_seg``. ``predict``
+    post-processes the head's raw outputs here (heads do not import
+    ``models/postprocess``).
 
     Inputs of any size work as long as the data preprocessor pads to a
     multiple of 32 (so that P3 is exactly 1/8 of the padded input and the
@@ -64,8 +68,22 @@ class RealTimePanoptic(SingleStageDetector):
             ``masks`` (N, H, W) bool, the masks before fusion).
         """
         feats = self.extract_feat(batch_inputs)
-        results = self.bbox_head.predict(
-            feats, batch_data_samples, rescale=rescale)
+        head = self.bbox_head
+        cls_scores, bbox_preds, centernesses, levelness_logits, sem_logits = \
+            head(feats)
+        results = rtp_panoptic_predict(
+            [score.sigmoid() for score in cls_scores],
+            centernesses,
+            bbox_preds,
+            levelness_logits,
+            sem_logits,
+            [ds.metainfo for ds in batch_data_samples],
+            head.strides,
+            head.num_things,
+            head.num_stuff,
+            test_cfg=dict(head.test_cfg) if head.test_cfg else None,
+            rescale=rescale,
+            stride=head.semantic_stride)
         for data_sample, result in zip(batch_data_samples, results):
             data_sample.pred_panoptic_seg = result['pan_results']
             instances = result['ins_results']

@@ -1,8 +1,11 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-from .rtp_head import RTPHead, resample_to_grid
+from .panoptic_deeplab_decoder import PanopticDeepLabDecoder
+from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead
+from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead
+from .rtp_head import RTPHead
+from .rtp_head_loss_mixin import RTPHeadLossMixin
 
-__all__ = ['RTPHead', 'resample_to_grid']
-# Panoptic-DeepLab
-from .panoptic_deeplab_decoder import PanopticDeepLabDecoder  # noqa: F401,E402
-from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead  # noqa: F401,E402,E501
-from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead  # noqa: F401,E402,E501
+__all__ = [
+    'PanopticDeepLabDecoder', 'PanopticDeepLabInstanceHead',
+    'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin'
+]

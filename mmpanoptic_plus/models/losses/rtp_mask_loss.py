@@ -5,8 +5,7 @@ import torch.nn as nn
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
-from mmpanoptic_plus.models.postprocess.rtp_dense_box_masks import \
-    box_iou_map
+from mmpanoptic_plus.models.utils import box_iou_map
 from mmpanoptic_plus.registry import MODELS
 
 

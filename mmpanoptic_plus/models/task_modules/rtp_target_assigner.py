@@ -1,100 +1,38 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""Target assignment of RealTimePanoptic (RTP).
+"""Target assignment of RealTimePanoptic (RTP): the FCOS-style mask assigner
+with levelness.
 
 Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
-2020, Sec. 3.2 and 4 (Eq. 9-10); weakly supervised mode in Sec. 5.6 and
+2020, Sec. 3.2, 3.3 and 4 (Eq. 9-10); weakly supervised mode in Sec. 5.6 and
 appendix C.
 """
 import math
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
-import numpy as np
-import torch
-from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
-from mmdet.structures.bbox import get_box_tensor
 from mmengine.structures import InstanceData
-from torch import Tensor
 
 from mmpanoptic_plus.registry import TASK_UTILS
+from .fcos_mask_target_assigner import FCOSMaskTargetAssigner
+from .fcos_mask_targets import FCOSMaskTargets
 
 INF = math.inf
 
-
-class RTPTargets(NamedTuple):
-    """Targets of a batch, per FPN level laid out like the predictions.
-
-    Attributes:
-        labels (list[Tensor]): Per level (B, H_l, W_l) int64 thing labels,
-            ``num_things`` for background.
-        bbox_targets (list[Tensor]): Per level (B, 4, H_l, W_l) ltrb distances
-            (image pixels) from the location to its instance's box; 0 on
-            background.
-        centerness_targets (list[Tensor]): Per level (B, H_l, W_l) Eq. 10; 0
-            on background.
-        fg_masks (list[Tensor]): Per level (B, H_l, W_l) bool foreground.
-        ignore_masks (list[Tensor]): Per level (B, H_l, W_l) bool, background
-            locations inside a crowd region (to leave out of the losses).
-        assigned_gt_inds (list[Tensor]): Per level (B, H_l, W_l) int64 index
-            of the assigned instance in its image's ``gt_instances``, -1 on
-            background (e.g. to match query boxes to target masks for the
-            mask loss).
-        levelness_targets (Tensor): (B, h, w) int64 at the levelness stride:
-            0 background, else 1 + the level assigned to the pixel's
-            instance.
-        levelness_ignore (Tensor): (B, h, w) bool, background pixels inside
-            a crowd region.
-    """
-    labels: List[Tensor]
-    bbox_targets: List[Tensor]
-    centerness_targets: List[Tensor]
-    fg_masks: List[Tensor]
-    ignore_masks: List[Tensor]
-    assigned_gt_inds: List[Tensor]
-    levelness_targets: Tensor
-    levelness_ignore: Tensor
+#: RTP's targets are :class:`FCOSMaskTargets` with the levelness fields set.
+RTPTargets = FCOSMaskTargets
 
 
 @TASK_UTILS.register_module()
-class RTPTargetAssigner:
-    """Assigns RTP's per-level box / class / centerness targets and its
-    levelness targets.
-
-    Every location (level ``l``, cell ``(i, j)``) sits at the image pixel
-    ``(x, y) = (s_l * j + s_l // 2, s_l * i + s_l // 2)`` (mmdet's
-    ``MlvlPointGenerator(offset=0.5)`` for even strides); levelness pixels at
-    ``(4 * j + 2, 4 * i + 2)``. A location is owned by at most one instance:
-
-    - mask mode (paper Sec. 3.2): the instance whose mask contains the pixel
-      (masks do not overlap, so there is no ambiguity), provided the pixel
-      also lies in its box; a location inside a box but outside its mask is
-      background.
-    - box mode (weakly supervised, paper Sec. 5.6 / appendix C): the
-      smallest-area box containing the pixel, i.e. boxes act as masks with
-      smaller boxes painted over larger ones. A pixel ``x`` is inside a box
-      when ``x1 <= x < x2`` (and likewise in y), so for a tight box of a mask
-      (``x2 = max x + 1``) the box-mode foreground contains the mask-mode
-      one.
-
-    An owned location is foreground at level ``l`` when the largest of its
-    ltrb distances ``m`` lies in the level's size range ``lo_l <= m <= hi_l``
-    (Eq. 9, FCOS's inclusive test), with box targets ltrb, the owner's label
-    and the centerness of Eq. 10, ``sqrt(min(l, r) / max(l, r) * min(t, b) /
-    max(t, b))``. The levelness target of a pixel owned by an instance is 1 +
-    the lowest level whose range contains ``m`` at that pixel (0 when none
-    does, or when no instance owns it). Background locations inside a crowd
-    region (crowd masks in mask mode, crowd boxes in box mode) are flagged
-    for ignoring.
-
-    All of it is vectorized over locations and instances: masks are only
-    read at the location pixels (a gather), never processed at full size.
+class RTPTargetAssigner(FCOSMaskTargetAssigner):
+    """:class:`FCOSMaskTargetAssigner` with levelness (always on), keeping
+    RTP's historical ``assign(featmap_sizes, levelness_size, gt, ignored)``
+    argument order.
 
     Args:
         num_things (int): Number of thing classes (background label).
         strides (Sequence[int]): FPN strides. Defaults to (8, 16, 32, 64,
             128).
         regress_ranges (Sequence[tuple[float, float]]): Size range of each
-            level (Eq. 9). Defaults to FCOS's ((-1, 64), (64, 128), (128,
-            256), (256, 512), (512, inf)).
+            level (Eq. 9). Defaults to FCOS's.
         levelness_stride (int): Stride of the levelness map. Defaults to 4.
         use_masks (bool): Mask mode (True) or weakly supervised box mode.
             Defaults to True.
@@ -107,20 +45,13 @@ class RTPTargetAssigner:
                      (-1, 64), (64, 128), (128, 256), (256, 512), (512, INF)),
                  levelness_stride: int = 4,
                  use_masks: bool = True) -> None:
-        if len(strides) != len(regress_ranges):
-            raise ValueError(f'{len(strides)} strides but '
-                             f'{len(regress_ranges)} regress ranges')
-        for low, high in regress_ranges:
-            if not low < high:
-                raise ValueError(f'bad regress range ({low}, {high})')
-        self.num_things = num_things
-        self.strides = tuple(strides)
-        self.regress_ranges = tuple(
-            (float(low), float(high)) for low, high in regress_ranges)
-        self.levelness_stride = levelness_stride
-        self.use_masks = use_masks
-        self.prior_generator = MlvlPointGenerator(
-            list(self.strides) + [levelness_stride], offset=0.5)
+        super().__init__(
+            num_things,
+            strides=strides,
+            regress_ranges=regress_ranges,
+            with_levelness=True,
+            levelness_stride=levelness_stride,
+            use_masks=use_masks)
 
     def assign(
         self,
@@ -128,230 +59,12 @@ class RTPTargetAssigner:
         levelness_size: Tuple[int, int],
         batch_gt_instances: Sequence[InstanceData],
         batch_ignored_instances: Optional[Sequence[InstanceData]] = None
-    ) -> RTPTargets:
-        """Targets of a batch.
-
-        Args:
-            featmap_sizes (Sequence[tuple[int, int]]): (H_l, W_l) per level.
-            levelness_size (tuple[int, int]): (h, w) of the levelness map.
-            batch_gt_instances (Sequence[InstanceData]): Per image non-crowd
-                things with ``bboxes`` (N, 4) x1y1x2y2 (Tensor or mmdet
-                boxes), ``labels`` (N,) and, in mask mode, ``masks`` (N, H,
-                W) (BitmapMasks, Tensor or ndarray; non-overlapping).
-            batch_ignored_instances (Sequence[InstanceData], optional): Per
-                image crowd regions: ``masks`` (mask mode; their ``bboxes``
-                when they have none) or ``bboxes`` (box mode).
-
-        Returns:
-            RTPTargets: see its docstring.
-        """
-        if len(featmap_sizes) != len(self.strides):
-            raise ValueError(f'{len(featmap_sizes)} feature map sizes for '
-                             f'{len(self.strides)} strides')
-        if batch_ignored_instances is None:
-            batch_ignored_instances = [None] * len(batch_gt_instances)
-        if len(batch_ignored_instances) != len(batch_gt_instances):
-            raise ValueError('one ignored_instances per image is needed')
-        sizes = [tuple(size) for size in featmap_sizes]
-        sizes.append(tuple(levelness_size))
-        device = self._device(batch_gt_instances)
-        points = self.prior_generator.grid_priors(
-            sizes, dtype=torch.float32, device=device)
-        num_points = [len(p) for p in points]
-        points = torch.cat(points)
-        per_image = [
-            self._assign_single(points, num_points, gt, ignored)
-            for gt, ignored in zip(batch_gt_instances,
-                                   batch_ignored_instances)
-        ]
-        # stack images, split levels, restore the (H_l, W_l) layout
-        stacked = [torch.stack(field) for field in zip(*per_image)]
-        labels, bbox_targets, centerness, gt_inds, ignore, levelness = \
-            stacked
-        batch_size = len(batch_gt_instances)
-        outputs = dict(
-            labels=[], bbox_targets=[], centerness_targets=[], fg_masks=[],
-            ignore_masks=[], assigned_gt_inds=[])
-        start = 0
-        for (height, width), count in zip(sizes[:-1], num_points[:-1]):
-            part = slice(start, start + count)
-            start += count
-            level_labels = labels[:, part].view(batch_size, height, width)
-            outputs['labels'].append(level_labels)
-            outputs['fg_masks'].append(level_labels < self.num_things)
-            outputs['bbox_targets'].append(
-                bbox_targets[:, part].view(batch_size, height, width,
-                                           4).permute(0, 3, 1, 2))
-            outputs['centerness_targets'].append(
-                centerness[:, part].view(batch_size, height, width))
-            outputs['ignore_masks'].append(
-                ignore[:, part].view(batch_size, height, width))
-            outputs['assigned_gt_inds'].append(
-                gt_inds[:, part].view(batch_size, height, width))
-        part = slice(start, start + num_points[-1])
-        levelness_targets = levelness[:, part].view(batch_size,
-                                                    *levelness_size)
-        levelness_ignore = ignore[:, part].view(batch_size, *levelness_size)
-        return RTPTargets(
-            levelness_targets=levelness_targets,
-            levelness_ignore=levelness_ignore,
-            **outputs)
-
-    @staticmethod
-    def _device(batch_gt_instances: Sequence[InstanceData]) -> torch.device:
-        for gt in batch_gt_instances:
-            if 'bboxes' in gt:
-                return get_box_tensor(gt.bboxes).device
-        return torch.device('cpu')
-
-    def _assign_single(self, points: Tensor, num_points: List[int],
-                       gt: InstanceData,
-                       ignored: Optional[InstanceData]) -> Tuple[Tensor, ...]:
-        """Targets of one image at all points (levels then levelness).
-
-        Returns:
-            tuple[Tensor, ...]: over the P points: labels (P,), ltrb (P, 4),
-            centerness (P,), assigned instance (P,), ignore (P,) and the
-            levelness value (P,) (meaningful on the levelness points).
-        """
-        num_total = len(points)
-        device = points.device
-        num_levels = len(self.strides)
-        if 'bboxes' in gt:
-            gt_bboxes = get_box_tensor(gt.bboxes).to(device).float()
-        else:
-            gt_bboxes = points.new_zeros((0, 4))
-        gt_labels = gt.labels.to(device).long() if 'labels' in gt else \
-            torch.zeros((0, ), dtype=torch.long, device=device)
-        num_gts = len(gt_bboxes)
-        if len(gt_labels) != num_gts:
-            raise ValueError(f'{num_gts} gt boxes but {len(gt_labels)} '
-                             'labels')
-        if num_gts and (int(gt_labels.min()) < 0
-                        or int(gt_labels.max()) >= self.num_things):
-            raise ValueError(
-                f'gt labels must be thing labels in [0, {self.num_things}), '
-                f'got {gt_labels.tolist()}')
-
-        # level index of every point; the levelness points come last
-        point_level = torch.cat([
-            torch.full((count, ), level, dtype=torch.long, device=device)
-            for level, count in enumerate(num_points)
-        ])
-        is_levelness = point_level == num_levels
-        xs, ys = points[:, 0], points[:, 1]
-        pixel_x, pixel_y = xs.floor().long(), ys.floor().long()
-
-        # owner instance of every point: instances sorted by box area, the
-        # first covering one (argmax returns the first maximum) is the
-        # smallest; (P, N) bools only, no (P, N, 4) distances
-        areas = (gt_bboxes[:, 2] - gt_bboxes[:, 0]) * (
-            gt_bboxes[:, 3] - gt_bboxes[:, 1])
-        by_area = torch.argsort(areas, stable=True)
-        boxes = gt_bboxes[by_area]
-        covered = (xs[:, None] >= boxes[None, :, 0]) & (
-            ys[:, None] >= boxes[None, :, 1]) & (
-                xs[:, None] < boxes[None, :, 2]) & (
-                    ys[:, None] < boxes[None, :, 3])  # (P, N)
-        if self.use_masks and num_gts:
-            if 'masks' not in gt:
-                raise ValueError(
-                    'RTPTargetAssigner(use_masks=True) needs gt_instances.'
-                    'masks; use use_masks=False for the weakly supervised '
-                    'box mode')
-            mask_hit = self._masks_at(gt.masks, pixel_x, pixel_y)
-            if len(mask_hit) != num_gts:
-                raise ValueError(f'{len(mask_hit)} gt masks for {num_gts} '
-                                 'gt boxes')
-            covered &= mask_hit[by_area].T
-        owned = covered.any(dim=1)
-        if num_gts:
-            owner = by_area[covered.to(torch.uint8).argmax(dim=1)]
-            owner_box = gt_bboxes[owner]
-        else:
-            owner = torch.zeros((num_total, ), dtype=torch.long,
-                                device=device)
-            owner_box = points.new_zeros((num_total, 4))
-        ltrb = torch.stack((xs - owner_box[:, 0], ys - owner_box[:, 1],
-                            owner_box[:, 2] - xs, owner_box[:, 3] - ys), 1)
-        ltrb = torch.where(owned[:, None], ltrb, ltrb.new_zeros(()))
-
-        # size ranges (Eq. 9): lowest level whose range holds max(l, t, r, b)
-        ranges = points.new_tensor(self.regress_ranges)  # (L, 2)
-        max_dist = ltrb.max(dim=1).values
-        in_range = (max_dist[:, None] >= ranges[None, :, 0]) & (
-            max_dist[:, None] <= ranges[None, :, 1])  # (P, L)
-        in_range &= owned[:, None]
-        range_level = torch.where(
-            in_range.any(dim=1),
-            in_range.to(torch.uint8).argmax(dim=1) + 1,
-            torch.zeros_like(point_level))  # 0 = none
-        level_points = ~is_levelness
-        fg = level_points & in_range[
-            torch.arange(num_total, device=device),
-            point_level.clamp(max=num_levels - 1)]
-        levelness = torch.where(is_levelness, range_level,
-                                torch.zeros_like(range_level))
-
-        labels = torch.full((num_total, ),
-                            self.num_things,
-                            dtype=torch.long,
-                            device=device)
-        if num_gts:
-            labels[fg] = gt_labels[owner[fg]]
-        gt_inds = torch.where(fg, owner, torch.full_like(owner, -1))
-        ltrb = torch.where(fg[:, None], ltrb, ltrb.new_zeros(()))
-        centerness = self.centerness_target(ltrb)
-
-        crowd = self._crowd_at(ignored, xs, ys, pixel_x, pixel_y)
-        positive = torch.where(is_levelness, levelness > 0, fg)
-        ignore = crowd & ~positive
-        return labels, ltrb, centerness, gt_inds, ignore, levelness
-
-    @staticmethod
-    def centerness_target(ltrb: Tensor) -> Tensor:
-        """Eq. 10: ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``
-        of (P, 4) ltrb distances; 0 where a side pair is all zero (e.g. on
-        background), never NaN."""
-        left_right, top_bottom = ltrb[:, 0::2], ltrb[:, 1::2]
-        ratio_x = left_right.min(dim=1).values / left_right.max(
-            dim=1).values.clamp(min=1e-12)
-        ratio_y = top_bottom.min(dim=1).values / top_bottom.max(
-            dim=1).values.clamp(min=1e-12)
-        return (ratio_x * ratio_y).clamp(min=0).sqrt()
-
-    @staticmethod
-    def _masks_at(masks, pixel_x: Tensor, pixel_y: Tensor) -> Tensor:
-        """(N, P) bool: ``masks[:, y, x]`` at each point, False outside the
-        masks' extent (e.g. on padding)."""
-        if hasattr(masks, 'masks') and not isinstance(masks, Tensor):
-            masks = masks.masks  # mmdet BitmapMasks: (N, H, W) ndarray
-        if isinstance(masks, np.ndarray):
-            masks = torch.from_numpy(masks)
-        if not isinstance(masks, Tensor) or masks.dim() != 3:
-            raise TypeError('masks must be BitmapMasks or an (N, H, W) '
-                            f'array, got {type(masks)}')
-        height, width = masks.shape[-2:]
-        inside = (pixel_x >= 0) & (pixel_x < width) & (pixel_y >= 0) & (
-            pixel_y < height)
-        cpu_x = pixel_x.clamp(0, width - 1).to(masks.device)
-        cpu_y = pixel_y.clamp(0, height - 1).to(masks.device)
-        values = masks[:, cpu_y, cpu_x].to(pixel_x.device).bool()
-        return values & inside[None]
-
-    def _crowd_at(self, ignored: Optional[InstanceData], xs: Tensor,
-                  ys: Tensor, pixel_x: Tensor, pixel_y: Tensor) -> Tensor:
-        """(P,) bool: point inside a crowd region."""
-        crowd = torch.zeros_like(xs, dtype=torch.bool)
-        if ignored is None or len(ignored) == 0:
-            return crowd
-        if self.use_masks and 'masks' in ignored:
-            return self._masks_at(ignored.masks, pixel_x, pixel_y).any(dim=0)
-        if 'bboxes' not in ignored:
-            return crowd
-        boxes = get_box_tensor(ignored.bboxes).to(xs.device).float()
-        inside = (xs[:, None] >= boxes[None, :, 0]) & (
-            ys[:, None] >= boxes[None, :, 1]) & (
-                xs[:, None] < boxes[None, :, 2]) & (
-                    ys[:, None] < boxes[None, :, 3])
-        return inside.any(dim=1)
+    ) -> FCOSMaskTargets:
+        """Targets of a batch, levelness included (see
+        :meth:`FCOSMaskTargetAssigner.assign`; keyword calls work with
+        both classes)."""
+        return super().assign(
+            featmap_sizes,
+            batch_gt_instances,
+            batch_ignored_instances,
+            levelness_size=levelness_size)

@@ -1,5 +1,25 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Geometry and embedding ops shared by training (heads, losses, assigners)
 and inference (post-processing)."""
+from .box_iou_map import IOU_TYPES, box_iou_map
+from .dense_box_map import anchor_ltrb_on_grid, build_dense_boxes
+from .instance_ownership import (as_mask_tensor, instance_index_map,
+                                 masks_at_points)
+from .level_resampling import (output_sample_coordinates, resample_to_grid,
+                               resample_to_output, sample_level_regressions,
+                               sample_on_stride_grid)
+from .ltrb_boxes import decode_ltrb_boxes
+from .segment_embeddings import (assign_pixels_to_segments, region_encodings,
+                                 segment_means, segment_similarity,
+                                 segment_sums)
+from .stride_grid import grid_sample_coordinates, stride_grid_coordinates
 
-__all__ = []
+__all__ = [
+    'IOU_TYPES', 'box_iou_map', 'anchor_ltrb_on_grid', 'build_dense_boxes',
+    'as_mask_tensor', 'instance_index_map', 'masks_at_points',
+    'output_sample_coordinates', 'resample_to_grid', 'resample_to_output',
+    'sample_level_regressions', 'sample_on_stride_grid', 'decode_ltrb_boxes',
+    'grid_sample_coordinates', 'stride_grid_coordinates',
+    'assign_pixels_to_segments', 'region_encodings', 'segment_means',
+    'segment_similarity', 'segment_sums'
+]

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
 
-from mmpanoptic_plus.models.heads import RTPHead, resample_to_grid
+from mmpanoptic_plus.models.heads import RTPHead
+from mmpanoptic_plus.models.utils import resample_to_grid
 from mmpanoptic_plus.utils import register_all_modules
 
 register_all_modules()
@@ -98,23 +99,6 @@ def test_per_level_1x1_equals_1x1_conv_on_upsampled_concat(size):
     expected = F.conv2d(torch.cat(upsampled, 1), weight, bias)
     _, _, _, _, semantic = head(feats)
     torch.testing.assert_close(semantic, expected, rtol=1e-4, atol=1e-4)
-
-
-def test_resample_to_grid_matches_interpolate_alignment():
-    feat = torch.randn(1, 2, 3, 5)
-    # exact: 3 * 16 == 12 * 4
-    exact = resample_to_grid(feat, 16, (12, 20), 4)
-    torch.testing.assert_close(
-        exact,
-        F.interpolate(feat, size=(12, 20), mode='bilinear',
-                      align_corners=False))
-    # rounded up level (2 cells of stride 64 for a 96-pixel input): cell
-    # centres at 32 and 96; output pixel x = 4j + 2. Pixel 50 lies 18/64 of
-    # the way from cell 0 to cell 1.
-    feat = torch.tensor([[[[0.0, 64.0]]]])
-    out = resample_to_grid(feat, 64, (1, 24), 4)
-    xs = torch.arange(24) * 4 + 2.0
-    torch.testing.assert_close(out[0, 0, 0], (xs - 32).clamp(0, 64))
 
 
 def test_concat_3x3_variant():
@@ -235,3 +219,16 @@ def test_weak_mode_needs_no_masks():
     with pytest.raises(ValueError, match='masks'):
         head.loss_by_feat(*head(fpn_feats(64, 64, batch=1)), gt, [{}],
                           torch.full((1, 1, 64, 64), 3), None)
+
+
+def test_assigner_needs_levelness_and_predict_is_the_detectors():
+    # the FCOS-style mask assigner with levelness works as RTP's assigner
+    head = tiny_head(
+        assigner=dict(type='FCOSMaskTargetAssigner', with_levelness=True))
+    assert head.assigner.with_levelness
+    assert head.assigner.levelness_stride == 4
+    with pytest.raises(ValueError, match='levelness'):
+        tiny_head(assigner=dict(type='FCOSMaskTargetAssigner'))
+    # post-processing is RealTimePanoptic.predict's, not the head's
+    with pytest.raises(NotImplementedError, match='rtp_panoptic_predict'):
+        head.predict(fpn_feats(64, 64, batch=1), [])

@@ -1,0 +1,59 @@
+# Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+"""Image coordinates of the cells of a strided feature map.
+
+One convention everywhere (targets, heads, losses, post-processing): cell
+``(i, j)`` of a stride-``s`` map sits at the input pixel ``(s * j + s // 2, s
+* i + s // 2)``, as FCOS and mmdet's ``MlvlPointGenerator(offset=0.5)`` place
+it for even strides.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+
+def stride_grid_coordinates(height: int,
+                            width: int,
+                            stride: int,
+                            device=None,
+                            dtype=torch.float32) -> Tuple[Tensor, Tensor]:
+    """Image coordinates of the cells of a stride-``stride`` map.
+
+    Cell ``(i, j)`` sits at ``(x, y) = (stride * j + stride // 2, stride * i
+    + stride // 2)``, the convention of FCOS and of mmdet's
+    ``MlvlPointGenerator(offset=0.5)`` for even strides.
+
+    Args:
+        height (int): Rows of the map.
+        width (int): Columns of the map.
+        stride (int): Stride of the map in input pixels.
+        device (torch.device, optional): Device of the outputs.
+        dtype (torch.dtype): Dtype of the outputs. Defaults to float32.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``xs`` (width,) and ``ys`` (height,).
+    """
+    offset = stride // 2
+    xs = torch.arange(width, device=device, dtype=dtype) * stride + offset
+    ys = torch.arange(height, device=device, dtype=dtype) * stride + offset
+    return xs, ys
+
+
+def grid_sample_coordinates(coords: Tensor, stride: int,
+                            map_size: int) -> Tensor:
+    """Normalised ``grid_sample`` coordinates (``align_corners=False``) of
+    image coordinates on one axis of a stride-``stride`` map.
+
+    ``grid_sample`` puts the centre of cell ``j`` of a ``map_size``-cell axis
+    at ``(2 * j + 1) / map_size - 1``; the cell centre at image coordinate
+    ``stride * (j + 0.5)`` hence maps to ``2 * x / (stride * map_size) - 1``.
+
+    Args:
+        coords (Tensor): (n,) image coordinates (input pixels).
+        stride (int): Stride of the sampled map.
+        map_size (int): Cells of the sampled map on this axis.
+
+    Returns:
+        Tensor: (n,) normalised coordinates.
+    """
+    return 2 * coords / (stride * map_size) - 1
