@@ -24,8 +24,8 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .panoptic_utils import (VOID_ID, id_to_rgb, lookup_segments,
-                             segment_areas_and_boxes)
+from mmpanoptic_plus.structures import write_panoptic_ids
+from .panoptic_utils import VOID_ID, lookup_segments, segment_areas_and_boxes
 
 SYNTHETIC_CATEGORIES = (
     dict(id=1, name='disc', isthing=1, color=[220, 20, 60],
@@ -299,7 +299,7 @@ def generate_synthetic_panoptic(out_dir: str,
             image_id = index + 1
             file_name = f'{image_id:06d}.png'
             _write_png(osp.join(img_dir, file_name), image)
-            _write_png(osp.join(seg_dir, file_name), id_to_rgb(id_map))
+            write_panoptic_ids(osp.join(seg_dir, file_name), id_map)
             images.append(
                 dict(
                     id=image_id,
