@@ -1,24 +1,33 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""Speed and agreement of three Panoptic Quality implementations.
+"""Speed and agreement of Panoptic Quality implementations.
 
 Generates street-like panoptic ground truth (Cityscapes categories, ~60
 segments, crowd and VOID regions) and predictions perturbed from it
 (warped boundaries, dropped / merged / split / mis-classified segments,
 false-positive blobs), in COCO panoptic format, then times on the same
-data, in one run:
+data, in one run, repeats interleaved (best time kept):
 
 * ``reference``: cityscapesscripts' ``pq_compute_single_core`` (PNG decoding
-  included);
-* ``pq_compute``: ours, ``nproc=1`` (PNG decoding included);
+  included; single-threaded);
+* ``pq_compute``: ours, ``nproc=1``, for each ``--threads`` T with
+  ``decode_threads=T`` (PNG decoding included);
+* ``hotcoco`` (optional, skipped with a note when not installed): its
+  ``panoptic.PanopticEval`` on the same files, for each T with
+  ``RAYON_NUM_THREADS=T``, in a child process (rayon reads the variable
+  once per process);
 * ``in_memory``: ``PanopticQualityMetric.process`` on data samples whose
   tensors are prepared beforehand (the data loader has already decoded
   them), plus ``compute_metrics``.
 
-It checks that the three give the same PQ / SQ / RQ and prints the ms per
-image, the ratios and one final JSON line::
+While T threads are measured the process (and hotcoco's child) is pinned
+to T CPUs where the OS allows, so that every implementation gets the same
+CPUs; reference, in-memory and decoding-only times are taken on the first
+T. It checks that all give the same PQ / SQ / RQ, prints ms per image,
+ratios, the load average (the CPU may be shared) and one final JSON line::
 
     python tools/analysis_tools/benchmark_pq.py --size 1024 2048 \\
-        --num-images 10 --out-dir work_dirs/pq_benchmark
+        --num-images 10 --repeat 3 --threads 1 2 \\
+        --out-dir work_dirs/pq_benchmark
 """
 import argparse
 import contextlib
@@ -27,9 +36,11 @@ import io
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -309,11 +320,91 @@ def time_reference(gt_json, gt_folder, pred_json, pred_folder):
     return reference.average_pq(stat, categories), elapsed
 
 
-def time_pq_compute(gt_json, gt_folder, pred_json, pred_folder):
+def time_pq_compute(gt_json, gt_folder, pred_json, pred_folder,
+                    threads: int = 1):
     from mmpanoptic_plus.evaluation.functional import pq_compute
     start = time.perf_counter()
-    results = pq_compute(gt_json, gt_folder, pred_json, pred_folder, nproc=1)
+    results = pq_compute(
+        gt_json,
+        gt_folder,
+        pred_json,
+        pred_folder,
+        nproc=1,
+        decode_threads=threads)
     return results, time.perf_counter() - start
+
+
+def hotcoco_version() -> Optional[str]:
+    """hotcoco's version, or None when it is not installed (it is an
+    optional comparison: ``pip install hotcoco``)."""
+    try:
+        import hotcoco
+    except ImportError:
+        return None
+    return getattr(hotcoco, '__version__', 'unknown')
+
+
+# Run in a child process: rayon sizes its pool from RAYON_NUM_THREADS once
+# per process. hotcoco wants integer image ids; the JSONs are read and
+# renumbered before the clock starts (ours is timed on loaded JSONs too).
+_HOTCOCO_CHILD = r'''
+import json, sys, time
+from hotcoco import panoptic
+out_dir = sys.argv[1]
+with open(out_dir + '/gt.json') as f:
+    gt = json.load(f)
+with open(out_dir + '/pred.json') as f:
+    pred = json.load(f)
+number = {a['image_id']: i for i, a in enumerate(gt['annotations'])}
+for data in (gt, pred):
+    for ann in data['annotations']:
+        ann['image_id'] = number[ann['image_id']]
+start = time.perf_counter()
+evaluator = panoptic.PanopticEval(
+    gt, pred, gt_folder=out_dir + '/gt', pred_folder=out_dir + '/pred')
+evaluator.evaluate()
+elapsed = time.perf_counter() - start
+results = evaluator.results()
+print(json.dumps(dict(elapsed=elapsed, results={
+    key: results[key] for key in ('All', 'Things', 'Stuff', 'per_class')})))
+'''
+
+
+def time_hotcoco(out_dir: str, threads: int) -> Tuple[dict, float]:
+    """hotcoco's PQ of the set in ``out_dir`` with ``threads`` threads."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    output = subprocess.run([sys.executable, '-c', _HOTCOCO_CHILD, out_dir],
+                            env=env,
+                            check=True,
+                            capture_output=True,
+                            text=True).stdout
+    answer = json.loads(output.strip().splitlines()[-1])
+    results = answer['results']
+    results['per_class'] = {
+        int(cat): value
+        for cat, value in results['per_class'].items()
+    }
+    return results, answer['elapsed']
+
+
+@contextlib.contextmanager
+def pinned_to(num_cpus: int):
+    """Run on ``num_cpus`` of the allowed CPUs (Linux; elsewhere, or when
+    fewer are allowed, unchanged) with cv2 using as many threads."""
+    import cv2
+    can_pin = hasattr(os, 'sched_getaffinity')
+    allowed = sorted(os.sched_getaffinity(0)) if can_pin else []
+    cv2_threads = cv2.getNumThreads()
+    pinned = can_pin and num_cpus < len(allowed)
+    if pinned:
+        os.sched_setaffinity(0, allowed[:num_cpus])
+    cv2.setNumThreads(num_cpus)
+    try:
+        yield allowed[:num_cpus] if pinned else None
+    finally:
+        cv2.setNumThreads(cv2_threads)
+        if pinned:
+            os.sched_setaffinity(0, allowed)
 
 
 def time_in_memory(samples):
@@ -340,6 +431,26 @@ def time_decoding(gt_json, gt_folder, pred_json, pred_folder):
         read_panoptic_ids(osp.join(gt_folder, gt_ann['file_name']))
         read_panoptic_ids(osp.join(pred_folder, pred_ann['file_name']))
     return time.perf_counter() - start
+
+
+def hotcoco_equal(ours: dict, hotcoco: dict, tol: float = 1e-9) -> bool:
+    """Same groups and per-class values; hotcoco reports -1 for a class
+    without any segment, where the reference (and ours) report 0."""
+    for group in ('All', 'Things', 'Stuff'):
+        if ours[group]['n'] != hotcoco[group]['n']:
+            return False
+        if any(
+                abs(ours[group][key] - hotcoco[group][key]) > tol
+                for key in ('pq', 'sq', 'rq')):
+            return False
+    if set(ours['per_class']) != set(hotcoco['per_class']):
+        return False
+    for cat, value in hotcoco['per_class'].items():
+        for key in ('pq', 'sq', 'rq'):
+            expected = 0.0 if value[key] == -1.0 else value[key]
+            if abs(ours['per_class'][cat][key] - expected) > tol:
+                return False
+    return True
 
 
 def results_equal(reference: dict,
@@ -382,12 +493,33 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=3,
         help='timing repeats; the best of each method is reported')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--threads',
+        type=int,
+        nargs='+',
+        default=[1, 2],
+        help='thread counts for pq_compute (decode_threads) and hotcoco '
+        '(RAYON_NUM_THREADS); the process is pinned to as many CPUs')
+    parser.add_argument(
+        '--no-hotcoco',
+        action='store_true',
+        help='skip hotcoco even when it is installed')
+    args = parser.parse_args(argv)
+    if min(args.threads) < 1:
+        parser.error('--threads must be positive')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     height, width = args.size
+    threads = list(dict.fromkeys(args.threads))
+    hotcoco = None if args.no_hotcoco else hotcoco_version()
+    if hotcoco is None:
+        print('hotcoco: ' + ('skipped (--no-hotcoco)' if args.no_hotcoco else
+                             'not installed, its column is skipped (pip '
+                             'install hotcoco to compare)'))
+    load_start = os.getloadavg() if hasattr(os, 'getloadavg') else None
     with tempfile.TemporaryDirectory() as tmp_dir:
         out_dir = args.out_dir or tmp_dir
         start = time.perf_counter()
@@ -400,47 +532,108 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
         # The machine may be shared: interleave the repeats and keep each
         # method's best time.
-        ref_time = our_time = memory_time = decode_time = float('inf')
+        inf = float('inf')
+        ref_time = memory_time = decode_time = inf
+        our_time = {t: inf for t in threads}
+        hotcoco_time = {t: inf for t in threads}
+        our_results: Dict[int, dict] = {}
+        hotcoco_results: Dict[int, dict] = {}
+        pinned_cpus = {}
         for _ in range(args.repeat):
-            ref_results, elapsed = time_reference(*files)
-            ref_time = min(ref_time, elapsed)
-            our_results, elapsed = time_pq_compute(*files)
-            our_time = min(our_time, elapsed)
-            memory_results, elapsed = time_in_memory(samples)
-            memory_time = min(memory_time, elapsed)
-            decode_time = min(decode_time, time_decoding(*files))
+            for num_threads in threads:
+                with pinned_to(num_threads) as cpus:
+                    pinned_cpus[num_threads] = cpus
+                    if num_threads == threads[0]:
+                        ref_results, elapsed = time_reference(*files)
+                        ref_time = min(ref_time, elapsed)
+                        memory_results, elapsed = time_in_memory(samples)
+                        memory_time = min(memory_time, elapsed)
+                        decode_time = min(decode_time, time_decoding(*files))
+                    our_results[num_threads], elapsed = time_pq_compute(
+                        *files, threads=num_threads)
+                    our_time[num_threads] = min(our_time[num_threads],
+                                                elapsed)
+                    if hotcoco is not None:
+                        hotcoco_results[num_threads], elapsed = time_hotcoco(
+                            out_dir, num_threads)
+                        hotcoco_time[num_threads] = min(
+                            hotcoco_time[num_threads], elapsed)
+    load_end = os.getloadavg() if hasattr(os, 'getloadavg') else None
 
     per_image = 1000 / args.num_images
+    first = threads[0]
+    ours = our_results[first]
+    equal = results_equal(ref_results, ours, memory_results) and all(
+        results_equal(ref_results, our_results[t], memory_results)
+        for t in threads)
     summary = dict(
         size=[height, width],
         num_images=args.num_images,
         repeat=args.repeat,
         gt_segments_per_image=float(segments),
+        threads=threads,
+        cpu_count=os.cpu_count(),
+        load_average_start=(None if load_start is None else
+                            [round(x, 2) for x in load_start]),
+        load_average_end=(None if load_end is None else
+                          [round(x, 2) for x in load_end]),
+        pinned_cpus={str(t): cpus
+                     for t, cpus in pinned_cpus.items()},
         reference_ms_per_img=round(ref_time * per_image, 2),
-        pq_compute_ms_per_img=round(our_time * per_image, 2),
+        pq_compute_ms_per_img=round(our_time[first] * per_image, 2),
         in_memory_ms_per_img=round(memory_time * per_image, 2),
         png_decoding_ms_per_img=round(decode_time * per_image, 2),
-        speedup_pq_compute_vs_reference=round(ref_time / our_time, 2),
+        speedup_pq_compute_vs_reference=round(ref_time / our_time[first], 2),
         speedup_in_memory_vs_reference=round(ref_time / memory_time, 2),
-        in_memory_fraction_of_pq_compute=round(memory_time / our_time, 3),
-        results_equal=results_equal(ref_results, our_results, memory_results),
-        PQ=round(100 * our_results['All']['pq'], 4),
-        SQ=round(100 * our_results['All']['sq'], 4),
-        RQ=round(100 * our_results['All']['rq'], 4))
+        in_memory_fraction_of_pq_compute=round(memory_time / our_time[first],
+                                               3),
+        hotcoco_version=hotcoco,
+        per_threads={
+            str(t): dict(
+                pq_compute_ms_per_img=round(our_time[t] * per_image, 2),
+                speedup_pq_compute_vs_reference=round(
+                    ref_time / our_time[t], 2),
+                hotcoco_ms_per_img=(round(hotcoco_time[t] * per_image, 2)
+                                    if hotcoco else None),
+                pq_compute_time_over_hotcoco=(round(
+                    our_time[t] / hotcoco_time[t], 2) if hotcoco else None))
+            for t in threads
+        },
+        results_equal=equal,
+        hotcoco_equal=(all(
+            hotcoco_equal(ours, hotcoco_results[t]) for t in threads)
+                       if hotcoco else None),
+        PQ=round(100 * ours['All']['pq'], 4),
+        SQ=round(100 * ours['All']['sq'], 4),
+        RQ=round(100 * ours['All']['rq'], 4))
     print(f'gt segments per image: {segments:.1f}; PQ {summary["PQ"]:.2f}, '
           f'SQ {summary["SQ"]:.2f}, RQ {summary["RQ"]:.2f}')
-    print(f'reference (cityscapesscripts): '
+    print(f'load average: {summary["load_average_start"]} at the start, '
+          f'{summary["load_average_end"]} at the end '
+          f'({summary["cpu_count"]} CPUs)')
+    print(f'reference (cityscapesscripts), 1 thread: '
           f'{summary["reference_ms_per_img"]:8.1f} ms/img')
-    print(f'pq_compute (ours, nproc=1):    '
-          f'{summary["pq_compute_ms_per_img"]:8.1f} ms/img '
-          f'(x{summary["speedup_pq_compute_vs_reference"]:.2f} faster; '
-          f'{summary["png_decoding_ms_per_img"]:.1f} ms of it decode PNGs)')
+    for t in threads:
+        row = summary['per_threads'][str(t)]
+        line = (f'pq_compute (ours), {t} thread(s):     '
+                f'{row["pq_compute_ms_per_img"]:8.1f} ms/img '
+                f'(x{row["speedup_pq_compute_vs_reference"]:.2f} faster than '
+                'the reference')
+        if hotcoco:
+            line += (f'; hotcoco {row["hotcoco_ms_per_img"]:.1f} ms/img, '
+                     f'ours takes x{row["pq_compute_time_over_hotcoco"]:.2f} '
+                     'its time')
+        print(line + ')')
+    print(f'PNG decoding alone (ours, serial): '
+          f'{summary["png_decoding_ms_per_img"]:.1f} ms/img')
     print(f'in-memory metric process():    '
           f'{summary["in_memory_ms_per_img"]:8.1f} ms/img '
           f'(x{summary["speedup_in_memory_vs_reference"]:.2f} faster, '
           f'{summary["in_memory_fraction_of_pq_compute"]:.3f} of '
           'pq_compute)')
-    print('results equal: ' + str(summary['results_equal']))
+    print('results equal: ' + str(summary['results_equal']) +
+          ('; hotcoco equal: ' +
+           str(summary['hotcoco_equal']) if hotcoco else ''))
     print(json.dumps(summary))
     return summary
 

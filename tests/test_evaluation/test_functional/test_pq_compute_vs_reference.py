@@ -14,7 +14,10 @@ from panoptic_test_utils import (CAR, CATEGORIES, PERSON, ROAD, SKY,
                                  cityscapes_categories, make_scene,
                                  random_prediction, reference_pq, write_set)
 
-from mmpanoptic_plus.evaluation.functional import (pq_compute,
+from mmpanoptic_plus.evaluation.functional import (parse_categories,
+                                                   pq_compute,
+                                                   pq_compute_stat,
+                                                   pq_stat_single_file,
                                                    read_panoptic_ids)
 
 SCENE_CATEGORY_IDS = [c['id'] for c in CATEGORIES]
@@ -269,6 +272,85 @@ def test_two_processes_equal_one(tmp_path):
     two = pq_compute(*args, nproc=2)
     assert_results_close(two, one, tol=1e-12)
     assert_same_as_reference(*args, nproc=2)
+
+
+def shifted_scene_set(tmp_path, num_images, seed):
+    """Images whose gt maps differ (the scene rolled sideways, areas kept)
+    and whose predictions differ, so that decoding one image's PNG for
+    another's would change the statistics."""
+    rng = np.random.default_rng(seed)
+    scene, gt_segments = make_scene()
+    gts, preds = [], []
+    for i in range(num_images):
+        gt_map = np.roll(scene, 5 * i, axis=1)
+        pred_map, pred_segments = random_prediction(gt_map, gt_segments,
+                                                    SCENE_CATEGORY_IDS, rng)
+        gts.append((f'img{i}', gt_map, gt_segments))
+        preds.append((f'img{i}', pred_map, pred_segments))
+    gt_json, gt_folder = write_set(str(tmp_path / 'gt'), gts, CATEGORIES)
+    pred_json, pred_folder = write_set(str(tmp_path / 'pred'), preds)
+    return gt_json, gt_folder, pred_json, pred_folder
+
+
+def test_parallel_decoding_equals_serial(tmp_path):
+    args = shifted_scene_set(tmp_path, 7, 5)
+    gt_json, gt_folder, pred_json, pred_folder = args
+    # naive reference: one image at a time, PNGs decoded serially
+    _, _, slot_of_category = parse_categories(gt_json['categories'])
+    per_image = [
+        pq_stat_single_file(gt_ann, pred_ann, gt_folder, pred_folder,
+                            slot_of_category)
+        for gt_ann, pred_ann in zip(gt_json['annotations'],
+                                    pred_json['annotations'])
+    ]
+    # the images really differ: a mix-up of PNGs would show
+    assert len({(s.tp.tobytes(), s.fp.tobytes(), s.iou.tobytes())
+                for s in per_image}) > 3
+    expected_tp = np.sum([s.tp for s in per_image], axis=0)
+    expected_iou = np.zeros_like(per_image[0].iou)
+    for stat in per_image:  # same order of float additions as pq_compute
+        expected_iou += stat.iou
+    serial_results = pq_compute(*args, decode_threads=1)
+    for nproc, threads in ((1, 1), (1, 2), (1, 3), (2, 2)):
+        stat, _, _ = pq_compute_stat(
+            *args, nproc=nproc, decode_threads=threads)
+        assert stat.tp.tolist() == expected_tp.tolist(), (nproc, threads)
+        assert stat.fp.tolist() == np.sum([s.fp for s in per_image],
+                                          axis=0).tolist()
+        assert stat.fn.tolist() == np.sum([s.fn for s in per_image],
+                                          axis=0).tolist()
+        results = pq_compute(*args, nproc=nproc, decode_threads=threads)
+        if nproc == 1:  # same summation order: bit-identical
+            assert stat.iou.tobytes() == expected_iou.tobytes()
+            assert results == serial_results
+        else:  # partial sums per process
+            np.testing.assert_allclose(stat.iou, expected_iou, rtol=1e-15)
+            assert_results_close(results, serial_results, tol=1e-15)
+    assert_results_close(serial_results, reference_pq(*args)[1])
+
+
+def test_parallel_decoding_raises_like_serial(tmp_path):
+    args = shifted_scene_set(tmp_path, 5, 6)
+    gt_json, gt_folder, pred_json, pred_folder = args
+    (tmp_path / 'pred' / 'img3.png').unlink()
+    for threads in (1, 2):
+        with pytest.raises(FileNotFoundError, match='img3.png'):
+            pq_compute(*args, decode_threads=threads)
+    # An earlier image's error comes first, although the missing PNG of
+    # the next image was already being decoded.
+    bad = copy.deepcopy(pred_json)
+    del bad['annotations'][2]['segments_info'][0]
+    for threads in (1, 2):
+        with pytest.raises(KeyError, match='presented in PNG and not'):
+            pq_compute(gt_json, gt_folder, bad, pred_folder,
+                       decode_threads=threads)
+    # JSON errors of an image come before its PNG errors, as serially.
+    bad = copy.deepcopy(pred_json)
+    del bad['annotations'][3]['segments_info'][0]['category_id']
+    for threads in (1, 2):
+        with pytest.raises(KeyError, match='img3'):
+            pq_compute(gt_json, gt_folder, bad, pred_folder,
+                       decode_threads=threads)
 
 
 def coco_sample(fixtures_dir, tmp_path):
