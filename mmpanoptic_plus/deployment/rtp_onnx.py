@@ -38,9 +38,11 @@ from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
+from mmpanoptic_plus.models.postprocess.panoptic_fusion import \
+    heuristic_panoptic_fusion
 from mmpanoptic_plus.models.postprocess.realtime_panoptic import (
     CroppedMasks, build_dense_boxes, merge_rtp_test_cfg,
-    rtp_mask_probabilities, rtp_panoptic_fusion, semantic_labels_to_output,
+    rtp_mask_probabilities, semantic_labels_to_output,
     threshold_upsampled_masks)
 
 #: Output names of the exported graph, in order (see
@@ -560,7 +562,8 @@ def onnx_outputs_to_panoptic(
     ``mask_thr`` (:func:`threshold_upsampled_masks`, in chunks of
     ``chunk_size`` as :func:`rtp_instance_masks` does), the semantic logits
     resampled and argmaxed (:func:`semantic_labels_to_output`), then fused by
-    score (:func:`rtp_panoptic_fusion`: overlap rule, stuff area limit).
+    score (:func:`heuristic_panoptic_fusion`: overlap rule, stuff area
+    limit).
 
     Args:
         outputs (Sequence | dict): The six outputs (numpy arrays or
@@ -631,7 +634,7 @@ def onnx_outputs_to_panoptic(
             torch.zeros((0, 4), dtype=torch.long), [], out_shape)
     sem_seg = semantic_labels_to_output(sem_logits, img_shape, out_shape,
                                         stride)
-    pan = rtp_panoptic_fusion(
+    pan = heuristic_panoptic_fusion(
         masks,
         labels,
         scores,

@@ -4,7 +4,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from mmdet.datasets.transforms import PackDetInputs
-from mmengine.structures import PixelData
+from mmengine.structures import InstanceData, PixelData
 
 from mmpanoptic_plus.registry import TRANSFORMS
 
@@ -28,8 +28,15 @@ class PackPanopticInputs(PackDetInputs):
     Method-specific dense targets (e.g. those of
     ``GeneratePanopticDeepLabTargets``) listed in ``dense_target_keys`` are
     packed as ``data_sample.<key> = PixelData(data=float32 tensor (C, H,
-    W))``; an (H, W) array gains a leading axis. Pad them in the data
-    preprocessor (``PanopticDataPreprocessor(dense_target_pad_values=...)``).
+    W))``, or int64 for integer and bool arrays (e.g. ``gt_segment_ids``
+    of ``GeneratePanopticSegmentIds``); an (H, W) array gains a leading
+    axis. Pad them in the data preprocessor
+    (``PanopticDataPreprocessor(dense_target_pad_values=...)``).
+
+    When ``results`` has ``gt_segment_labels`` (and ``gt_segment_is_thing``,
+    from ``GeneratePanopticSegmentIds``), they are packed as
+    ``data_sample.gt_segments = InstanceData(labels=int64 (S,),
+    is_thing=bool (S,))``.
 
     Args:
         meta_keys (Sequence[str]): Keys of ``results`` copied to the data
@@ -90,7 +97,11 @@ class PackPanopticInputs(PackDetInputs):
                     'results; add the transform that writes it (e.g. '
                     'GeneratePanopticDeepLabTargets) before packing, or drop '
                     'it from dense_target_keys')
-            target = np.asarray(results[key], dtype=np.float32)
+            target = np.asarray(results[key])
+            # ids stay exact integers; everything else is float32 as before
+            dtype = np.int64 if (np.issubdtype(target.dtype, np.integer)
+                                 or target.dtype == bool) else np.float32
+            target = target.astype(dtype, copy=False)
             if target.ndim == 2:
                 target = target[None]
             if target.ndim != 3:
@@ -100,7 +111,28 @@ class PackPanopticInputs(PackDetInputs):
             packed['data_samples'].set_field(
                 PixelData(data=torch.from_numpy(
                     np.ascontiguousarray(target))), key)
+        if results.get('gt_segment_labels') is not None:
+            packed['data_samples'].gt_segments = self._pack_segments(results)
         return packed
+
+    @staticmethod
+    def _pack_segments(results: dict) -> InstanceData:
+        """``InstanceData(labels, is_thing)`` of the ground-truth segments
+        (their ids are the values of ``gt_segment_ids``)."""
+        labels = np.asarray(results['gt_segment_labels'], dtype=np.int64)
+        is_thing = results.get('gt_segment_is_thing')
+        if is_thing is None:
+            raise KeyError('PackPanopticInputs: gt_segment_labels without '
+                           'gt_segment_is_thing (GeneratePanopticSegmentIds '
+                           'writes both)')
+        is_thing = np.asarray(is_thing, dtype=bool)
+        if labels.ndim != 1 or is_thing.shape != labels.shape:
+            raise ValueError(
+                f'gt_segment_labels {labels.shape} and gt_segment_is_thing '
+                f'{is_thing.shape} must be one (S,) shape')
+        return InstanceData(
+            labels=torch.from_numpy(labels.copy()),
+            is_thing=torch.from_numpy(is_thing.copy()))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(meta_keys={self.meta_keys}, '

@@ -18,6 +18,9 @@ from ..postprocess import panoptic_deeplab_postprocess
 #: ``nms_kernel=41, stuff_area_limit=4096``).
 PANOPTIC_DEEPLAB_TEST_CFG = dict(
     center_threshold=0.1, nms_kernel=7, top_k=200, stuff_area_limit=2048)
+#: Fusion head type built when the config names none (Sec. 3.2: majority
+#: vote).
+DEFAULT_PANOPTIC_FUSION_HEAD = 'MajorityVoteFusionHead'
 
 
 @MODELS.register_module()
@@ -49,6 +52,16 @@ class PanopticDeepLab(BaseDetector):
         test_cfg (dict, optional): ``center_threshold``, ``nms_kernel``,
             ``top_k``, ``stuff_area_limit`` (defaults
             :data:`PANOPTIC_DEEPLAB_TEST_CFG`).
+        panoptic_fusion_head (dict, optional): The fusion of the semantic
+            labels and the grouped instances: a head whose ``predict(
+            sem_labels, instance_ids, thing_mask)`` returns (B, H, W)
+            panoptic maps, keeping the ids of ``instance_ids`` (e.g. a
+            :class:`MajorityVoteFusionHead` with other settings). The
+            detector fills in ``num_things_classes`` / ``num_stuff_classes``
+            and, when the head config does not set it,
+            ``stuff_area_limit`` from ``test_cfg``. Defaults to None:
+            ``MajorityVoteFusionHead`` (the paper's majority vote, today's
+            numbers).
         data_preprocessor (dict, optional): Usually
             ``PanopticDataPreprocessor`` with ``pad_seg=True`` and the
             dense target pad values.
@@ -64,7 +77,8 @@ class PanopticDeepLab(BaseDetector):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = None,
+                 panoptic_fusion_head: OptConfigType = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_things_classes = num_things_classes
@@ -86,6 +100,33 @@ class PanopticDeepLab(BaseDetector):
                            f'expected {sorted(PANOPTIC_DEEPLAB_TEST_CFG)}')
         self.test_cfg = ConfigDict({**PANOPTIC_DEEPLAB_TEST_CFG,
                                     **(test_cfg or {})})
+        self.panoptic_fusion_head = self._build_fusion_head(
+            panoptic_fusion_head, test_cfg)
+
+    def _build_fusion_head(self, fusion_cfg: OptConfigType,
+                           test_cfg: OptConfigType) -> torch.nn.Module:
+        """The configured fusion head (default the majority vote), with
+        this detector's class counts and ``test_cfg.stuff_area_limit``
+        unless the head sets its own."""
+        fusion_cfg = ConfigDict(
+            fusion_cfg or dict(type=DEFAULT_PANOPTIC_FUSION_HEAD))
+        for key, value in (('num_things_classes', self.num_things_classes),
+                           ('num_stuff_classes', self.num_stuff_classes)):
+            fusion_cfg.setdefault(key, value)
+            if fusion_cfg[key] != value:
+                raise ValueError(f'panoptic_fusion_head.{key}='
+                                 f'{fusion_cfg[key]} but the detector has '
+                                 f'{value}')
+        explicit = (test_cfg or {}).get('stuff_area_limit')
+        if 'stuff_area_limit' in fusion_cfg and explicit is not None and \
+                explicit != fusion_cfg.stuff_area_limit:
+            raise ValueError(
+                f'test_cfg.stuff_area_limit={explicit} but '
+                f'panoptic_fusion_head.stuff_area_limit='
+                f'{fusion_cfg.stuff_area_limit}: they must agree')
+        fusion_cfg.setdefault('stuff_area_limit',
+                              self.test_cfg.stuff_area_limit)
+        return MODELS.build(fusion_cfg)
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
         """Backbone features.
@@ -202,8 +243,8 @@ class PanopticDeepLab(BaseDetector):
                 threshold=cfg.center_threshold,
                 nms_kernel=cfg.nms_kernel,
                 top_k=cfg.top_k,
-                stuff_area_limit=cfg.stuff_area_limit,
-                void_label=self.num_classes)
+                void_label=self.num_classes,
+                fusion=self.panoptic_fusion_head)
             for position, index in enumerate(group):
                 data_sample = batch_data_samples[index]
                 data_sample.pred_panoptic_seg = PixelData(

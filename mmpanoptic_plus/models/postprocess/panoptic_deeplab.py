@@ -1,13 +1,19 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Panoptic-DeepLab inference (Cheng et al., CVPR 2020), Sec. 3.2, as one
 pure batched function of the three head outputs."""
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
+from mmpanoptic_plus.structures import INSTANCE_OFFSET
 from .instance_center import find_instance_centers, group_pixels
-from .panoptic_merge import INSTANCE_OFFSET, merge_semantic_and_instance
+from .panoptic_fusion import merge_semantic_and_instance
+
+#: A Panoptic-DeepLab fusion: ``(sem_labels, instance_ids, thing_mask)``,
+#: each (B, H, W), -> (B, H, W) int64 panoptic map (see
+#: :func:`merge_semantic_and_instance`).
+PanopticDeepLabFusion = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 class PanopticDeepLabResult(NamedTuple):
@@ -47,7 +53,9 @@ def panoptic_deeplab_postprocess(
         top_k: int = 200,
         stuff_area_limit: int = 2048,
         void_label: Optional[int] = None,
-        instance_offset: int = INSTANCE_OFFSET) -> PanopticDeepLabResult:
+        instance_offset: int = INSTANCE_OFFSET,
+        fusion: Optional[PanopticDeepLabFusion] = None
+) -> PanopticDeepLabResult:
     """Panoptic maps and instance scores from Panoptic-DeepLab's outputs.
 
     Chains :func:`find_instance_centers` (threshold, max-pool NMS, top-k),
@@ -73,6 +81,14 @@ def panoptic_deeplab_postprocess(
             Defaults to 2048.
         void_label (int, optional): Void value. Defaults to C.
         instance_offset (int): Defaults to 1000 (mmdet's).
+        fusion (callable, optional): Replaces the majority-vote merge:
+            called as ``fusion(sem_labels, instance_ids, thing_mask)``
+            (e.g. a ``MajorityVoteFusionHead``); it must encode with
+            ``instance_offset`` and keep the instance id of
+            ``instance_ids`` (the scores are gathered by it), and
+            ``stuff_area_limit`` and ``void_label`` are then its business.
+            Defaults to None: :func:`merge_semantic_and_instance` with the
+            arguments above.
 
     Returns:
         PanopticDeepLabResult: Panoptic maps, semantic labels, instance
@@ -101,15 +117,18 @@ def panoptic_deeplab_postprocess(
         center_heatmap, threshold, nms_kernel, top_k)
     instance_ids = group_pixels(
         centers, center_valid, offsets.detach(), pixel_mask=thing_mask)
-    panoptic = merge_semantic_and_instance(
-        sem_labels,
-        instance_ids,
-        thing_mask,
-        num_things,
-        num_classes,
-        stuff_area_limit=stuff_area_limit,
-        void_label=void_label,
-        instance_offset=instance_offset)
+    if fusion is None:
+        panoptic = merge_semantic_and_instance(
+            sem_labels,
+            instance_ids,
+            thing_mask,
+            num_things,
+            num_classes,
+            stuff_area_limit=stuff_area_limit,
+            void_label=void_label,
+            instance_offset=instance_offset)
+    else:
+        panoptic = fusion(sem_labels, instance_ids, thing_mask)
 
     # scores of the segments that made it into the map, slot = id
     segment_ids = panoptic.div(instance_offset, rounding_mode='floor')

@@ -22,7 +22,7 @@ from .rtp_dense_box_masks import (box_iou_map,
                                   sample_level_regressions,
                                   semantic_labels_to_output,
                                   threshold_upsampled_masks)
-from .panoptic_fusion import rtp_panoptic_fusion
+from .panoptic_fusion import heuristic_panoptic_fusion
 from .rtp_query_selection import select_query_boxes
 
 __all__ = [
@@ -30,7 +30,8 @@ __all__ = [
     'box_localization_map', 'build_dense_boxes', 'resample_to_output',
     'rtp_instance_masks', 'rtp_mask_probabilities',
     'sample_level_regressions', 'semantic_labels_to_output',
-    'threshold_upsampled_masks', 'rtp_panoptic_fusion', 'select_query_boxes'
+    'threshold_upsampled_masks', 'heuristic_panoptic_fusion',
+    'select_query_boxes'
 ]
 
 #: Defaults of :func:`rtp_panoptic_predict`. Query selection follows the
@@ -168,7 +169,7 @@ def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
             chunk_size=cfg['chunk_size'])
         sem_seg = semantic_labels_to_output(sem_logits[img_id], img_shape,
                                             out_shape, stride)
-        pan = rtp_panoptic_fusion(
+        pan = heuristic_panoptic_fusion(
             masks,
             instances.labels,
             instances.scores,

@@ -230,6 +230,71 @@ def test_bad_configs_are_explained():
         MODELS.build(cfg)
 
 
+def test_panoptic_fusion_head_default_and_choice(monkeypatch):
+    """Default: the majority vote with test_cfg's stuff area limit, same
+    maps as before; a configured head changes the fusion."""
+    from mmpanoptic_plus.models.panoptic_fusion_heads import \
+        MajorityVoteFusionHead
+    from mmpanoptic_plus.models.postprocess import \
+        panoptic_deeplab_postprocess
+    model = MODELS.build(tiny_model_cfg())
+    head = model.panoptic_fusion_head
+    assert type(head) is MajorityVoteFusionHead
+    assert (head.num_things_classes, head.num_stuff_classes,
+            head.stuff_area_limit) == (2, 1, 4)
+    assert not any('panoptic_fusion_head' in key
+                   for key in model.state_dict())
+    # image: thing class 0 on columns 0-2 (one center), a class-1 column 5
+    # that joins the only instance (the vote keeps class 0), stuff class 2
+    # on the 16 pixels of columns 3, 4, 6, 7
+    sem = torch.zeros(1, 3, 4, 8)
+    sem[:, 0, :, :3] = 5.
+    sem[:, 2, :, 3:] = 5.
+    sem[:, 2, :, 5] = -5.
+    sem[:, 1, :, 5] = 5.
+    center = torch.zeros(1, 1, 4, 8)
+    center[0, 0, 2, 1] = 0.9
+    ys, xs = torch.meshgrid(torch.arange(4.), torch.arange(8.),
+                            indexing='ij')
+    offsets = torch.stack([2 - ys, 1 - xs])[None]
+    monkeypatch.setattr(model, 'predict_maps',
+                        lambda *args: [(sem, center, offsets)])
+    samples = model.predict(torch.zeros(1, 3, 32, 32), [DetDataSample()])
+    panoptic = samples[0].pred_panoptic_seg.sem_seg[0]
+    expected = panoptic_deeplab_postprocess(
+        sem, center, offsets, 2, stuff_area_limit=4, void_label=3)
+    assert torch.equal(panoptic, expected.panoptic_seg[0])
+    stuff_columns = [3, 4, 6, 7]
+    assert (panoptic[:, [0, 1, 2, 5]] == INSTANCE_OFFSET).all()
+    assert (panoptic[:, stuff_columns] == 2).all()
+    # 16 stuff pixels: a head with limit 17 voids them, test_cfg unset
+    cfg = tiny_model_cfg()
+    cfg.pop('test_cfg')
+    cfg['panoptic_fusion_head'] = dict(
+        type='MajorityVoteFusionHead', stuff_area_limit=17)
+    strict = MODELS.build(cfg)
+    assert strict.panoptic_fusion_head.stuff_area_limit == 17
+    monkeypatch.setattr(strict, 'predict_maps',
+                        lambda *args: [(sem, center, offsets)])
+    panoptic = strict.predict(torch.zeros(1, 3, 32, 32),
+                              [DetDataSample()])[0].pred_panoptic_seg
+    panoptic = panoptic.sem_seg[0]
+    assert (panoptic[:, [0, 1, 2, 5]] == INSTANCE_OFFSET).all()
+    assert (panoptic[:, stuff_columns] == 3).all()
+
+
+def test_panoptic_fusion_head_config_errors():
+    cfg = tiny_model_cfg()  # test_cfg sets stuff_area_limit=4
+    cfg['panoptic_fusion_head'] = dict(
+        type='MajorityVoteFusionHead', stuff_area_limit=17)
+    with pytest.raises(ValueError, match='stuff_area_limit'):
+        MODELS.build(cfg)
+    cfg['panoptic_fusion_head'] = dict(
+        type='MajorityVoteFusionHead', num_things_classes=5)
+    with pytest.raises(ValueError, match='num_things_classes'):
+        MODELS.build(cfg)
+
+
 def test_tiny_training_through_runner_reduces_loss(synthetic_root, tmp_path):
     """~30 iterations on 8 synthetic 64x64 images: the loss goes down."""
     init_default_scope('mmpanoptic_plus')

@@ -6,11 +6,11 @@ import pytest
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET as MMDET_OFFSET
 
-from mmpanoptic_plus.models.postprocess import (INSTANCE_OFFSET,
-                                                find_instance_centers,
+from mmpanoptic_plus.models.postprocess import (find_instance_centers,
                                                 group_pixels,
                                                 merge_semantic_and_instance,
                                                 panoptic_deeplab_postprocess)
+from mmpanoptic_plus.structures import INSTANCE_OFFSET
 
 NUM_THINGS, NUM_CLASSES = 2, 4  # labels 0, 1 things; 2, 3 stuff
 VOID = NUM_CLASSES

@@ -12,11 +12,13 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 
 from mmpanoptic_plus.models.postprocess import rtp_dense_box_masks
+from mmpanoptic_plus.models.postprocess.panoptic_fusion import \
+    heuristic_panoptic_fusion as rtp_panoptic_fusion
 from mmpanoptic_plus.models.postprocess.realtime_panoptic import (
     CroppedMasks, box_iou_map, build_dense_boxes, resample_to_output,
-    rtp_instance_masks, rtp_mask_probabilities, rtp_panoptic_fusion,
-    rtp_panoptic_predict, sample_level_regressions, select_query_boxes,
-    semantic_labels_to_output, threshold_upsampled_masks)
+    rtp_instance_masks, rtp_mask_probabilities, rtp_panoptic_predict,
+    sample_level_regressions, select_query_boxes, semantic_labels_to_output,
+    threshold_upsampled_masks)
 
 
 # --------------------------------------------------------------------------
