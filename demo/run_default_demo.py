@@ -36,11 +36,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #       work_dirs/rtp_r18_synthetic/iter_3000.pth \
 #       demo/checkpoints/rtp_r18_synthetic.pth --fp16
 # PQ 71.3 (PQ_th 53.1, PQ_st 98.6) on 200 fresh val images of seed 777.
+# That first release (commit 819bc48) stored no dataset_meta; the file
+# shipped now is it published again with --fp16 and --config DEFAULT_CONFIG
+# (weights bit-identical; class names and palette added).
 DEFAULT_CONFIG = 'configs/realtime_panoptic/rtp_r18_synthetic.py'
 # A trained checkpoint file for DEFAULT_CONFIG; None (or --checkpoint none):
 # train one (below).
 DEFAULT_CHECKPOINT: Optional[str] = \
-    'demo/checkpoints/rtp_r18_synthetic-e63d8f6a.pth'
+    'demo/checkpoints/rtp_r18_synthetic-7cdd2556.pth'
 # --- used only without a checkpoint (--checkpoint none) ---------------------
 WORK_DIR = 'work_dirs/demo_rtp'
 DATA_ROOT = 'data/synthetic_demo'

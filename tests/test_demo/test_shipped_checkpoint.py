@@ -5,6 +5,7 @@ and segments synthetic images it has never seen."""
 import hashlib
 import importlib.util
 import os.path as osp
+import warnings
 from pathlib import Path
 
 import torch
@@ -35,6 +36,27 @@ def test_shipped_checkpoint_file():
     content = torch.load(checkpoint, weights_only=True)
     assert set(content) == {'meta', 'state_dict'}
     assert content['meta']['fp16'] is True
+    # the class names and colours travel with the weights
+    assert content['meta']['dataset_meta'] == dict(
+        classes=('disc', 'square', 'triangle', 'sky', 'ground'),
+        thing_classes=('disc', 'square', 'triangle'),
+        stuff_classes=('sky', 'ground'),
+        palette=[(220, 20, 60), (0, 0, 142), (250, 170, 30),
+                 (70, 130, 180), (152, 118, 84)])
+
+
+def test_shipped_checkpoint_names_its_classes():
+    """The demo takes the class names from the file, not from the config:
+    no 'stores no dataset_meta' warning."""
+    from mmpanoptic_plus.apis import init_panoptic_model
+    config, checkpoint = _demo_defaults()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model = init_panoptic_model(config, checkpoint)
+    assert not [w for w in caught if 'dataset_meta' in str(w.message)]
+    assert model.dataset_meta['classes'] == ('disc', 'square', 'triangle',
+                                             'sky', 'ground')
+    assert model.dataset_meta['palette'][3] == (70, 130, 180)
 
 
 def test_shipped_checkpoint_segments_unseen_images(tmp_path):

@@ -87,3 +87,100 @@ def test_publish_bad_input(tmp_path):
     torch.save(dict(meta=dict(iter=1)), bad)
     with pytest.raises(ValueError, match='no state_dict'):
         tool.publish_checkpoint(str(bad), str(tmp_path / 'out.pth'))
+
+
+# The synthetic set's classes and colours, written out by hand (not read
+# from SyntheticPanopticDataset.METAINFO, which the tool uses).
+SYNTHETIC_META = dict(
+    classes=('disc', 'square', 'triangle', 'sky', 'ground'),
+    thing_classes=('disc', 'square', 'triangle'),
+    stuff_classes=('sky', 'ground'),
+    palette=[(220, 20, 60), (0, 0, 142), (250, 170, 30), (70, 130, 180),
+             (152, 118, 84)])
+
+
+def _write_config(path, dataset):
+    path.write_text(f'test_dataloader = dict(dataset={dataset!r})\n')
+    return str(path)
+
+
+def test_publish_stores_dataset_meta_from_config(tmp_path):
+    tool = _load_tool()
+    source = tmp_path / 'iter_7.pth'
+    _runner_like_checkpoint(source, _tiny_model())
+    config = _write_config(
+        tmp_path / 'tiny_synthetic.py',
+        dict(type='SyntheticPanopticDataset', data_root='no/such/root/'))
+    out = tool.main([
+        str(source),
+        str(tmp_path / 'tiny.pth'), '--fp16', '--config', config
+    ])
+    published = torch.load(out, weights_only=True)  # plain values only
+    assert published['meta']['dataset_meta'] == SYNTHETIC_META
+    assert published['meta']['iter'] == 7 and published['meta']['fp16']
+    # the config's metainfo overrides the class METAINFO, through wrappers
+    config = _write_config(
+        tmp_path / 'renamed.py',
+        dict(
+            type='RepeatDataset',
+            times=2,
+            dataset=dict(
+                type='SyntheticPanopticDataset',
+                metainfo=dict(
+                    classes=('a', 'b', 'c', 'd', 'e'),
+                    thing_classes=('a', 'b', 'c'),
+                    stuff_classes=('d', 'e')))))
+    out = tool.publish_checkpoint(
+        str(source), str(tmp_path / 'renamed.pth'), config=config)
+    dataset_meta = torch.load(out, weights_only=True)['meta']['dataset_meta']
+    assert dataset_meta == dict(
+        SYNTHETIC_META,
+        classes=('a', 'b', 'c', 'd', 'e'),
+        thing_classes=('a', 'b', 'c'),
+        stuff_classes=('d', 'e'))
+
+
+def test_publish_keeps_the_checkpoint_dataset_meta(tmp_path):
+    tool = _load_tool()
+    source = tmp_path / 'iter_7.pth'
+    model = _tiny_model()
+    # as mmengine's runner saves it: the training set's metainfo, with
+    # keys the release drops and numpy values it turns into plain ones
+    torch.save(
+        dict(
+            meta=dict(
+                iter=7,
+                dataset_meta=dict(
+                    classes=['x', 'y'],
+                    thing_classes=['x'],
+                    stuff_classes=['y'],
+                    palette=np.array([[1, 2, 3], [4, 5, 6]]),
+                    cat_ids=[7, 9])),
+            state_dict=model.state_dict()), source)
+    config = _write_config(tmp_path / 'synthetic.py',
+                           dict(type='SyntheticPanopticDataset'))
+    out = tool.publish_checkpoint(
+        str(source), str(tmp_path / 'xy.pth'), config=config)
+    published = torch.load(out, weights_only=True)
+    assert published['meta']['dataset_meta'] == dict(
+        classes=('x', 'y'),
+        thing_classes=('x', ),
+        stuff_classes=('y', ),
+        palette=[(1, 2, 3), (4, 5, 6)])
+    assert all(
+        type(c) is int
+        for colour in published['meta']['dataset_meta']['palette']
+        for c in colour)
+    # weights untouched
+    for key, value in model.state_dict().items():
+        assert torch.equal(published['state_dict'][key], value)
+
+
+def test_publish_without_dataset_meta_warns(tmp_path):
+    tool = _load_tool()
+    source = tmp_path / 'bare.pth'
+    torch.save(_tiny_model().state_dict(), source)
+    with pytest.warns(UserWarning, match='no dataset_meta'):
+        out = tool.publish_checkpoint(
+            str(source), str(tmp_path / 'bare_out.pth'), add_hash=False)
+    assert 'dataset_meta' not in torch.load(out, weights_only=True)['meta']

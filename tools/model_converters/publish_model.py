@@ -1,15 +1,29 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Turn a training checkpoint into a release file.
 
-    python tools/model_converters/publish_model.py IN_FILE OUT_FILE [--fp16]
+    python tools/model_converters/publish_model.py IN_FILE OUT_FILE \
+        [--fp16] [--config CONFIG]
 
 Keeps the ``state_dict`` and a small ``meta`` (mmengine/mmdet versions,
-the source iteration, the config text when the checkpoint carries it) and
-drops the optimizer, scheduler and message-hub states, which triple the
-size of an Adam checkpoint and are only needed to resume. ``--fp16``
-stores the floating-point tensors in half precision (halving the file
-again; integer buffers such as BN's ``num_batches_tracked`` are kept).
-Loading a half-precision file into a model is unchanged:
+the source iteration, the config text when the checkpoint carries it, and
+``dataset_meta``) and drops the optimizer, scheduler and message-hub
+states, which triple the size of an Adam checkpoint and are only needed to
+resume.
+
+``meta['dataset_meta']`` holds the class names (``classes``,
+``thing_classes``, ``stuff_classes``) and the ``palette``, which
+``init_panoptic_model`` (demo, inference) reads so that a released file
+names its classes without its training config. They come from the
+checkpoint's own ``meta['dataset_meta']`` (mmengine's runner saves the
+training set's ``metainfo`` there), else from ``--config``: the metainfo of
+its test dataset class (``METAINFO``, e.g.
+``SyntheticPanopticDataset.METAINFO``) updated by the config's
+``metainfo``, as the dataset itself computes it. Without either a warning
+is printed and no ``dataset_meta`` is stored.
+
+``--fp16`` stores the floating-point tensors in half precision (halving
+the file again; integer buffers such as BN's ``num_batches_tracked`` are
+kept). Loading a half-precision file into a model is unchanged:
 ``mmengine.runner.load_checkpoint`` copies each tensor into the float32
 parameter (``Tensor.copy_`` converts), so the model runs in float32 with
 weights rounded to fp16 (relative error below 2**-11).
@@ -23,7 +37,8 @@ import argparse
 import hashlib
 import os
 import os.path as osp
-from typing import Optional, Sequence
+import warnings
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -44,13 +59,97 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--no-hash',
         action='store_true',
         help='keep OUT_FILE as given (no -<sha8> suffix)')
+    parser.add_argument(
+        '--config',
+        default=None,
+        help='config of the model: its test dataset gives meta["dataset_meta"]'
+        ' when the checkpoint stores none')
     return parser.parse_args(argv)
+
+
+# What a release keeps of the dataset metainfo: what inference and the
+# visualizer read (class names, things first, and their colours).
+DATASET_META_KEYS = ('classes', 'thing_classes', 'stuff_classes', 'palette')
+
+
+def plain_dataset_meta(metainfo: Dict[str, Any]) -> Dict[str, Any]:
+    """The :data:`DATASET_META_KEYS` of ``metainfo`` as plain Python values.
+
+    Names become tuples of ``str`` and the palette a list of ``(r, g, b)``
+    int tuples, so that the release file loads with ``weights_only=True``
+    and no allow-list (a runner's metainfo may hold numpy values).
+
+    Args:
+        metainfo (dict): A dataset's ``metainfo`` (keys in any case).
+
+    Returns:
+        dict: The keys of :data:`DATASET_META_KEYS` present in
+        ``metainfo``.
+    """
+    metainfo = {str(key).lower(): value for key, value in metainfo.items()}
+    dataset_meta = {}
+    for key in DATASET_META_KEYS:
+        value = metainfo.get(key)
+        if value is None:
+            continue
+        if key == 'palette':
+            dataset_meta[key] = [
+                tuple(int(channel) for channel in colour) for colour in value
+            ]
+        else:
+            dataset_meta[key] = tuple(str(name) for name in value)
+    return dataset_meta
+
+
+def dataset_meta_from_config(config: str) -> Dict[str, Any]:
+    """Metainfo of the test dataset of ``config``, read without data.
+
+    As mmengine's ``BaseDataset`` computes it: the class ``METAINFO``
+    updated by the config's ``metainfo``. The annotation file is not read
+    (the data root need not exist), so keys that a dataset only adds while
+    loading (e.g. ``cat_ids``) are absent.
+
+    Args:
+        config (str): Config file.
+
+    Returns:
+        dict: The dataset's metainfo.
+
+    Raises:
+        ValueError: The config has no test (or val) dataset with a type.
+    """
+    from mmengine.config import Config
+
+    from mmpanoptic_plus.registry import DATASETS
+    from mmpanoptic_plus.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(config)
+    dataset_cfg = None
+    for loader in ('test_dataloader', 'val_dataloader'):
+        dataset_cfg = (cfg.get(loader) or {}).get('dataset')
+        if dataset_cfg is not None:
+            break
+    while isinstance(dataset_cfg, dict) and 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']  # wrappers, e.g. RepeatDataset
+    if not isinstance(dataset_cfg, dict) or 'type' not in dataset_cfg:
+        raise ValueError(f'{config} has no test or val dataset with a type')
+    dataset_type = dataset_cfg['type']
+    dataset_class = (
+        DATASETS.get(dataset_type)
+        if isinstance(dataset_type, str) else dataset_type)
+    if dataset_class is None:
+        raise ValueError(f'{config}: unknown dataset type {dataset_type}')
+    # mmengine's own rule (class METAINFO, deep-copied, updated by the
+    # config's metainfo or the file it names); building the dataset would
+    # need its annotations.
+    return dict(dataset_class._load_metainfo(dataset_cfg.get('metainfo')))
 
 
 def publish_checkpoint(in_file: str,
                        out_file: str,
                        fp16: bool = False,
-                       add_hash: bool = True) -> str:
+                       add_hash: bool = True,
+                       config: Optional[str] = None) -> str:
     """Write the release version of ``in_file``.
 
     Args:
@@ -59,6 +158,8 @@ def publish_checkpoint(in_file: str,
         out_file (str): Output path, ``.pth`` recommended.
         fp16 (bool): Store floating-point tensors as float16.
         add_hash (bool): Append ``-<sha8>`` to the file name.
+        config (str, optional): Config file; gives ``meta['dataset_meta']``
+            when ``in_file`` stores none.
 
     Returns:
         str: The path written.
@@ -93,6 +194,14 @@ def publish_checkpoint(in_file: str,
         if isinstance(source_meta.get(key), (str, int, float))
     }
     meta['fp16'] = fp16
+    dataset_meta = plain_dataset_meta(source_meta.get('dataset_meta') or {})
+    if not dataset_meta and config is not None:
+        dataset_meta = plain_dataset_meta(dataset_meta_from_config(config))
+    if dataset_meta:
+        meta['dataset_meta'] = dataset_meta
+    else:
+        warnings.warn(f'{in_file} stores no dataset_meta and no --config '
+                      'gives one: the release will not name its classes')
     out_dir = osp.dirname(osp.abspath(out_file))
     os.makedirs(out_dir, exist_ok=True)
     torch.save({'meta': meta, 'state_dict': state_dict}, out_file)
@@ -109,7 +218,7 @@ def publish_checkpoint(in_file: str,
 def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
     out = publish_checkpoint(args.in_file, args.out_file, args.fp16,
-                             not args.no_hash)
+                             not args.no_hash, args.config)
     size = osp.getsize(out) / 2**20
     print(f'wrote {out} ({size:.2f} MiB)')
     return out
