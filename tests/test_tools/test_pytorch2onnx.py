@@ -1,9 +1,10 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""ONNX export of RealTimePanoptic (mmpanoptic_plus.deployment.rtp_onnx and
+"""ONNX export of RealTimePanoptic (mmpanoptic_plus.deployment and
 tools/deployment/pytorch2onnx.py): onnxruntime against PyTorch on every
-output, the panoptic map against ``model.predict``, the traceable query
-selection against ``select_query_boxes``, the NMS operator on a hand-made
-case, and the CLI."""
+output, the panoptic map against ``model.predict``, the metadata, and the
+CLI. The query selection the graph holds is tested against mmdet/mmcv's in
+tests/test_models/test_postprocess/test_rtp_query_selection.py, its NMS
+operator in test_exportable_nms.py there."""
 import copy
 import importlib.util
 from pathlib import Path
@@ -17,11 +18,9 @@ import onnxruntime
 from mmdet.structures import DetDataSample
 
 from mmpanoptic_plus.deployment import (RTP_ONNX_OUTPUTS, RTPExportWrapper,
-                                        export_rtp_onnx, onnx_nms,
+                                        export_rtp_onnx,
                                         onnx_outputs_to_panoptic,
-                                        read_rtp_onnx_metadata,
-                                        rtp_fixed_query_boxes)
-from mmpanoptic_plus.models.postprocess import select_query_boxes
+                                        read_rtp_onnx_metadata)
 from mmpanoptic_plus.registry import MODELS
 from mmpanoptic_plus.utils import register_all_modules
 
@@ -240,97 +239,6 @@ def test_metadata_round_trip(exported):
     graph_ops = {node.op_type for node in onnx.load(
         exported['path']).graph.node}
     assert {'NonMaxSuppression', 'TopK', 'GridSample'} <= graph_ops
-
-
-def _head_outputs(seed, sizes=((8, 10), (4, 5), (2, 3)), num_things=3,
-                  prob_scale=1.0):
-    """Random per-level probabilities, centerness logits and ltrb (pixels)
-    for strides 8, 16, 32 of an 64 x 80 input."""
-    gen = torch.Generator().manual_seed(seed)
-    probs, ctrs, ltrbs = [], [], []
-    for stride, (h, w) in zip((8, 16, 32), sizes):
-        probs.append(prob_scale * torch.rand(1, num_things, h, w,
-                                             generator=gen))
-        ctrs.append(torch.randn(1, 1, h, w, generator=gen))
-        ltrbs.append(torch.rand(1, 4, h, w, generator=gen) * 3 * stride)
-    return probs, ctrs, ltrbs
-
-
-@pytest.mark.parametrize(
-    'options',
-    [
-        dict(),
-        dict(max_per_img=200),  # fewer queries than slots
-        dict(min_bbox_size=12.0, agnostic_iou_thr=0.5),
-        dict(nms_pre=7, score_thr=0.3),
-        dict(prob_scale=0.04),  # no candidate above score_thr
-    ])
-def test_fixed_query_boxes_equal_select_query_boxes(options):
-    options = dict(options)
-    prob_scale = options.pop('prob_scale', 1.0)
-    probs, ctrs, ltrbs = _head_outputs(0, prob_scale=prob_scale)
-    cfg = dict(
-        score_thr=0.05,
-        nms_pre=1000,
-        max_per_img=20,
-        min_bbox_size=0,
-        agnostic_iou_thr=None)
-    cfg.update(options)
-    expected = select_query_boxes(
-        probs,
-        ctrs,
-        ltrbs, (8, 16, 32),
-        img_shapes=[(60, 75)],
-        nms_cfg=dict(type='nms', iou_threshold=0.6),
-        **cfg)[0]
-    boxes, scores, labels, num_valid = rtp_fixed_query_boxes(
-        probs, ctrs, ltrbs, (8, 16, 32), (60, 75), iou_threshold=0.6, **cfg)
-    count = int(num_valid)
-    assert count == len(expected.scores)
-    if prob_scale < 0.05:
-        assert count == 0
-    else:
-        assert count > 0
-    assert boxes.shape == (cfg['max_per_img'], 4)
-    assert torch.equal(boxes[:count], expected.bboxes)
-    assert torch.equal(scores[:count], expected.scores)
-    assert torch.equal(labels[:count], expected.labels)
-    assert (labels[count:] == -1).all() and (scores[count:] == 0).all()
-
-
-class _NMSModule(torch.nn.Module):
-
-    def forward(self, boxes, scores):
-        return onnx_nms(boxes, scores, iou_threshold=0.5, max_output=3)
-
-
-def test_onnx_nms_hand_case_in_pytorch_and_onnxruntime(tmp_path):
-    boxes = torch.tensor([
-        [0., 0., 10., 10.],  # kept (best)
-        [0., 0., 10., 12.],  # IoU 100 / 120 with box 0: suppressed
-        [20., 20., 30., 30.],  # kept
-        [20., 20., 30., 31.],  # score 0: never a candidate
-        [0., 5., 10., 15.],  # IoU 50 / 150 with box 0: kept
-        [40., 40., 50., 50.],  # kept, but max_output = 3
-    ])
-    scores = torch.tensor([0.9, 0.95 * 0.9, 0.7, 0.0, 0.6, 0.5])
-    expected = [0, 2, 4]
-    assert onnx_nms(boxes, scores, 0.5, max_output=3).tolist() == expected
-    assert onnx_nms(boxes, scores, 0.5).tolist() == [0, 2, 4, 5]
-    # strictly above the threshold: IoU 100 / 120 = 0.8333 is kept at 0.84
-    assert onnx_nms(boxes, scores, 0.84).tolist() == [0, 1, 2, 4, 5]
-    path = str(tmp_path / 'nms.onnx')
-    torch.onnx.export(
-        _NMSModule(), (boxes, scores),
-        path,
-        dynamo=False,
-        opset_version=17,
-        input_names=['boxes', 'scores'])
-    session = onnxruntime.InferenceSession(
-        path, providers=['CPUExecutionProvider'])
-    (kept, ) = session.run(None, dict(boxes=boxes.numpy(),
-                                      scores=scores.numpy()))
-    assert kept.tolist() == expected
 
 
 def test_export_errors(tmp_path):

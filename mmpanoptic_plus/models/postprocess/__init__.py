@@ -1,5 +1,6 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Pure post-processing functions: head outputs -> panoptic maps."""
+from .exportable_nms import onnx_nms
 from .instance_center import find_instance_centers, group_pixels
 from .panoptic_deeplab import (PanopticDeepLabResult,
                                panoptic_deeplab_postprocess)
@@ -9,8 +10,11 @@ from .panoptic_fusion import (heuristic_panoptic_fusion, large_stuff_mask,
 from .realtime_panoptic import (RTP_TEST_CFG, CroppedMasks, build_dense_boxes,
                                 merge_rtp_test_cfg, rtp_instance_masks, rtp_mask_probabilities,
                                 rtp_panoptic_predict,
+                                rtp_queries_to_panoptic,
                                 select_query_boxes,
                                 semantic_labels_to_output)
+from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
+                                  select_query_slots, trim_query_slots)
 
 __all__ = [
     'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
@@ -20,5 +24,7 @@ __all__ = [
     'CroppedMasks', 'build_dense_boxes', 'merge_rtp_test_cfg',
     'rtp_instance_masks',
     'rtp_mask_probabilities', 'rtp_panoptic_predict',
-    'select_query_boxes', 'semantic_labels_to_output'
+    'select_query_boxes', 'semantic_labels_to_output', 'onnx_nms',
+    'rtp_queries_to_panoptic', 'RTPQuerySlots', 'nms_iou_threshold',
+    'select_query_slots', 'trim_query_slots'
 ]

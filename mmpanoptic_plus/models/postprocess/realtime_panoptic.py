@@ -6,27 +6,31 @@ Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
 the levelness-chosen dense box map, ``P_loc = IoU(dense box, query box)``,
 masks ``P_loc * P_sem(class) >= sigma``, then the panoptic fusion of Kirillov
 et al. (CVPR 2019). The pieces live in :mod:`.rtp_dense_box_masks`,
-:mod:`.rtp_query_selection` and :mod:`.panoptic_fusion`; :func:`rtp_panoptic_predict` chains them for a
-batch.
+:mod:`.rtp_query_selection` and :mod:`.panoptic_fusion`;
+:func:`rtp_panoptic_predict` chains them for a batch. Everything after the
+query selection and the soft masks is :func:`rtp_queries_to_panoptic`, which
+the ONNX post-processing (``mmpanoptic_plus.deployment``) runs too.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from mmpanoptic_plus.structures import CroppedMasks
-from .rtp_dense_box_masks import (box_iou_map,
-                                  box_localization_map,
-                                  build_dense_boxes, resample_to_output,
-                                  rtp_instance_masks, rtp_mask_probabilities,
-                                  sample_level_regressions,
-                                  semantic_labels_to_output,
+from mmpanoptic_plus.models.utils import (box_iou_map, build_dense_boxes,
+                                          resample_to_output,
+                                          sample_level_regressions)
+from .rtp_dense_box_masks import (box_localization_map, rtp_instance_masks,
+                                  rtp_mask_probabilities,
                                   threshold_upsampled_masks)
+from .semantic_labels import semantic_labels_to_output
 from .panoptic_fusion import heuristic_panoptic_fusion
 from .rtp_query_selection import select_query_boxes
 
 __all__ = [
-    'RTP_TEST_CFG', 'merge_rtp_test_cfg', 'rtp_panoptic_predict', 'CroppedMasks', 'box_iou_map',
+    'RTP_TEST_CFG', 'merge_rtp_test_cfg', 'rtp_panoptic_predict',
+    'rtp_queries_to_panoptic', 'CroppedMasks', 'box_iou_map',
     'box_localization_map', 'build_dense_boxes', 'resample_to_output',
     'rtp_instance_masks', 'rtp_mask_probabilities',
     'sample_level_regressions', 'semantic_labels_to_output',
@@ -72,6 +76,104 @@ def merge_rtp_test_cfg(*overrides: Optional[dict]) -> dict:
                            f'known: {sorted(RTP_TEST_CFG)}')
         cfg.update(override)
     return cfg
+
+
+def rtp_queries_to_panoptic(queries: InstanceData,
+                            soft_mask_chunks: Iterable[Tensor],
+                            sem_logits: Tensor,
+                            img_shape: Tuple[int, int],
+                            out_shape: Tuple[int, int],
+                            num_things: int,
+                            num_stuff: int,
+                            test_cfg: dict,
+                            stride: int = 4,
+                            scale_factor: Optional[Sequence[float]] = None
+                            ) -> Dict[str, object]:
+    """One image's panoptic map from its query boxes and their soft masks:
+    the part of RTP's inference (Sec. 3.3) that ``model.predict`` and the ONNX
+    post-processing share.
+
+    The soft masks ``M_j = P_loc_j * P_sem(class_j)`` arrive in chunks of
+    ``test_cfg['chunk_size']`` queries, in query order: computed on the fly
+    by ``model.predict`` (memory stays at one chunk of stride-4 maps), sliced
+    from the graph output after ONNX. Each chunk is bilinearly resampled to
+    ``out_shape`` and thresholded at ``mask_thr``
+    (:func:`threshold_upsampled_masks`), the semantic logits resampled and
+    argmaxed (:func:`semantic_labels_to_output`), both fused by score
+    (:func:`heuristic_panoptic_fusion`: overlap rule, stuff area limit) and
+    the boxes divided by ``scale_factor``.
+
+    Args:
+        queries (InstanceData): ``bboxes`` (N, 4) x1y1x2y2 in input pixels,
+            ``scores`` (N,) and ``labels`` (N,) thing labels, by decreasing
+            score.
+        soft_mask_chunks (Iterable[Tensor]): (n_k, h, w) soft masks of
+            consecutive queries, ``n_k <= chunk_size``, N in all.
+        sem_logits (Tensor): (C, h, w) semantic logits at ``stride``, things
+            first.
+        img_shape (tuple[int, int]): Valid (H, W) of the padded input.
+        out_shape (tuple[int, int]): (H, W) of the result.
+        num_things (int): Thing classes.
+        num_stuff (int): Stuff classes.
+        test_cfg (dict): Merged :data:`RTP_TEST_CFG` (``mask_thr``,
+            ``chunk_size``, ``overlap_thr``, ``stuff_area_limit``,
+            ``instance_score_thr`` are read).
+        stride (int): Stride of soft masks and logits. Defaults to 4.
+        scale_factor (Sequence[float], optional): (w, h) from the output to
+            the input, as mmdet's metainfo has it; boxes are divided by it.
+            None leaves them in input pixels.
+
+    Returns:
+        dict: ``pan_results`` (PixelData ``sem_seg`` (1, H, W) int64 in
+        mmdet's panoptic encoding) and ``ins_results`` (InstanceData
+        ``bboxes``, ``scores``, ``labels`` and ``masks``, the masks before
+        fusion as :class:`CroppedMasks`).
+    """
+    chunk_size = test_cfg['chunk_size']
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    h, w = sem_logits.shape[-2:]
+    chunks = [
+        threshold_upsampled_masks(
+            soft_masks,
+            test_cfg['mask_thr'],
+            img_shape,
+            out_shape,
+            stride,
+            max_elements=chunk_size * h * w)
+        for soft_masks in soft_mask_chunks
+    ]
+    if chunks:
+        masks = CroppedMasks.cat(chunks)
+    else:
+        masks = CroppedMasks(
+            torch.zeros((0, 4), dtype=torch.long, device=sem_logits.device),
+            [], out_shape)
+    if len(masks) != len(queries.scores):
+        raise ValueError(f'{len(masks)} soft masks for '
+                         f'{len(queries.scores)} queries')
+    sem_seg = semantic_labels_to_output(sem_logits, img_shape, out_shape,
+                                        stride)
+    pan = heuristic_panoptic_fusion(
+        masks,
+        queries.labels,
+        queries.scores,
+        sem_seg,
+        num_things,
+        num_stuff,
+        overlap_thr=test_cfg['overlap_thr'],
+        stuff_area_limit=test_cfg['stuff_area_limit'],
+        score_thr=test_cfg['instance_score_thr'])
+    bboxes = queries.bboxes
+    if scale_factor is not None:
+        bboxes = bboxes / bboxes.new_tensor(tuple(scale_factor)).repeat(2)
+    return dict(
+        pan_results=PixelData(sem_seg=pan[None]),
+        ins_results=InstanceData(
+            bboxes=bboxes,
+            scores=queries.scores,
+            labels=queries.labels,
+            masks=masks))
 
 
 def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
@@ -150,46 +252,29 @@ def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
             f'levelness {tuple(dense_boxes.shape[-2:])} and semantic '
             f'{tuple(sem_logits.shape[-2:])} maps must have the same size')
     sem_probs = sem_logits.softmax(dim=1)
+    chunk_size = cfg['chunk_size']
     results = []
     for img_id, (meta, instances) in enumerate(zip(batch_img_metas,
                                                    queries)):
         img_shape = img_shapes[img_id]
-        out_shape = tuple(meta['ori_shape'][:2]) if rescale else img_shape
-        masks = rtp_instance_masks(
-            instances.bboxes,
-            instances.labels,
-            dense_boxes[img_id],
-            sem_probs[img_id],
-            valid[img_id],
-            img_shape=img_shape,
-            out_shape=out_shape,
-            stride=stride,
-            iou_type=cfg['iou_type'],
-            mask_thr=cfg['mask_thr'],
-            chunk_size=cfg['chunk_size'])
-        sem_seg = semantic_labels_to_output(sem_logits[img_id], img_shape,
-                                            out_shape, stride)
-        pan = heuristic_panoptic_fusion(
-            masks,
-            instances.labels,
-            instances.scores,
-            sem_seg,
-            num_things,
-            num_stuff,
-            overlap_thr=cfg['overlap_thr'],
-            stuff_area_limit=cfg['stuff_area_limit'],
-            score_thr=cfg['instance_score_thr'])
-        bboxes = instances.bboxes
-        if rescale:
-            scale_factor = meta.get('scale_factor', (1.0, 1.0))
-            bboxes = bboxes / bboxes.new_tensor(scale_factor).repeat(2)
-        ins_results = InstanceData(
-            bboxes=bboxes,
-            scores=instances.scores,
-            labels=instances.labels,
-            masks=masks)
+        soft_mask_chunks = (
+            rtp_mask_probabilities(bboxes, labels, dense_boxes[img_id],
+                                   sem_probs[img_id], valid[img_id],
+                                   cfg['iou_type'])
+            for bboxes, labels in zip(
+                instances.bboxes.split(max(chunk_size, 1)),
+                instances.labels.split(max(chunk_size, 1))))
         results.append(
-            dict(
-                pan_results=PixelData(sem_seg=pan[None]),
-                ins_results=ins_results))
+            rtp_queries_to_panoptic(
+                instances,
+                soft_mask_chunks,
+                sem_logits[img_id],
+                img_shape,
+                tuple(meta['ori_shape'][:2]) if rescale else img_shape,
+                num_things,
+                num_stuff,
+                cfg,
+                stride=stride,
+                scale_factor=meta.get('scale_factor', (1.0, 1.0))
+                if rescale else None))
     return results
