@@ -92,6 +92,7 @@ def onnx_outputs_to_panoptic(
                         img_shape[0] / out_shape[0])
     return rtp_queries_to_panoptic(
         queries,
+        # chunk_size < 1 is rejected there, not by split
         mask_probs[:count].float().split(max(cfg['chunk_size'], 1)),
         sem_logits.float(),
         img_shape,

@@ -252,7 +252,8 @@ def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
             f'levelness {tuple(dense_boxes.shape[-2:])} and semantic '
             f'{tuple(sem_logits.shape[-2:])} maps must have the same size')
     sem_probs = sem_logits.softmax(dim=1)
-    chunk_size = cfg['chunk_size']
+    # chunk_size < 1 is rejected by rtp_queries_to_panoptic, not by split
+    chunk_size = max(cfg['chunk_size'], 1)
     results = []
     for img_id, (meta, instances) in enumerate(zip(batch_img_metas,
                                                    queries)):
@@ -262,8 +263,8 @@ def rtp_panoptic_predict(cls_probs: Sequence[Tensor],
                                    sem_probs[img_id], valid[img_id],
                                    cfg['iou_type'])
             for bboxes, labels in zip(
-                instances.bboxes.split(max(chunk_size, 1)),
-                instances.labels.split(max(chunk_size, 1))))
+                instances.bboxes.split(chunk_size),
+                instances.labels.split(chunk_size)))
         results.append(
             rtp_queries_to_panoptic(
                 instances,
