@@ -79,3 +79,77 @@ def test_benchmark_runs_and_agrees(tmp_path, capsys):
         str(tmp_path / 'gt.json'), str(tmp_path / 'gt'),
         str(tmp_path / 'pred.json'), str(tmp_path / 'pred'))
     assert np.isclose(100 * results['All']['pq'], summary['PQ'], atol=1e-4)
+
+
+def test_benchmark_threads_and_without_hotcoco(tmp_path, capsys):
+    summary = load_tool('benchmark_pq').main([
+        '--size', '64', '96', '--num-images', '3', '--repeat', '1',
+        '--threads', '1', '2', '--no-hotcoco', '--out-dir',
+        str(tmp_path)
+    ])
+    out = capsys.readouterr().out
+    assert 'hotcoco: skipped' in out
+    assert summary['results_equal'] is True  # every thread count
+    assert summary['threads'] == [1, 2]
+    assert summary['hotcoco_version'] is None
+    assert summary['hotcoco_equal'] is None
+    for threads in ('1', '2'):
+        row = summary['per_threads'][threads]
+        assert row['pq_compute_ms_per_img'] > 0
+        assert row['hotcoco_ms_per_img'] is None
+    assert summary['pq_compute_ms_per_img'] == summary['per_threads']['1'][
+        'pq_compute_ms_per_img']
+
+
+def test_benchmark_against_hotcoco(tmp_path):
+    pytest.importorskip('hotcoco')  # optional: pip install hotcoco
+    summary = load_tool('benchmark_pq').main([
+        '--size', '64', '96', '--num-images', '2', '--repeat', '1',
+        '--threads', '1', '--out-dir',
+        str(tmp_path)
+    ])
+    assert summary['hotcoco_equal'] is True
+    assert summary['per_threads']['1']['hotcoco_ms_per_img'] > 0
+
+
+def test_hotcoco_equal_rules():
+    tool = load_tool('benchmark_pq')
+    group = dict(pq=0.5, sq=0.8, rq=0.625, n=2)
+    ours = dict(
+        All=group,
+        Things=group,
+        Stuff=group,
+        per_class={
+            1: dict(pq=0.5, sq=0.8, rq=0.625),
+            2: dict(pq=0.0, sq=0.0, rq=0.0)
+        })
+    hotcoco = json.loads(json.dumps(ours))
+    hotcoco['per_class'] = {
+        1: dict(pq=0.5, sq=0.8, rq=0.625, tp=1, fp=0, fn=1),
+        # a class without segments: -1 in hotcoco, 0 in the reference
+        2: dict(pq=-1.0, sq=-1.0, rq=-1.0, tp=0, fp=0, fn=0)
+    }
+    assert tool.hotcoco_equal(ours, hotcoco)
+    hotcoco['per_class'][1]['sq'] = 0.7
+    assert not tool.hotcoco_equal(ours, hotcoco)
+    hotcoco['per_class'][1]['sq'] = 0.8
+    hotcoco['Things'] = dict(group, n=3)
+    assert not tool.hotcoco_equal(ours, hotcoco)
+    hotcoco['Things'] = group
+    ours['per_class'][2] = dict(pq=0.1, sq=0.1, rq=1.0)
+    assert not tool.hotcoco_equal(ours, hotcoco)
+
+
+def test_benchmark_notes_missing_hotcoco(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'hotcoco', None)  # import fails
+    tool = load_tool('benchmark_pq')
+    assert tool.hotcoco_version() is None
+    summary = tool.main([
+        '--size', '64', '96', '--num-images', '2', '--repeat', '1',
+        '--threads', '1', '--out-dir',
+        str(tmp_path)
+    ])
+    assert 'hotcoco: not installed' in capsys.readouterr().out
+    assert summary['hotcoco_equal'] is None
+    assert summary['results_equal'] is True
