@@ -155,7 +155,7 @@ def check_prediction(table: np.ndarray,
                        'not presented in PNG.')
 
 
-def pq_stat_of_id_maps(gt: PanopticSegments,
+def _pq_stat_of_id_maps(gt: PanopticSegments,
                        pred: PanopticSegments,
                        gt_ids: np.ndarray,
                        pred_ids: np.ndarray,
@@ -226,8 +226,8 @@ def pq_stat_single_file(gt_ann: dict,
         osp.join(gt_folder, gt_ann['file_name']), backend_args)
     pred_ids = read_panoptic_ids(
         osp.join(pred_folder, pred_ann['file_name']), backend_args)
-    return pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
-                              len(slot_of_category), gt_ann.get('image_id'))
+    return _pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
+                               len(slot_of_category), gt_ann.get('image_id'))
 
 
 def _available_cpus() -> int:
@@ -236,7 +236,7 @@ def _available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def default_decode_threads(nproc: int) -> int:
+def _default_decode_threads(nproc: int) -> int:
     """Decoding threads per worker process when the caller gives none.
 
     2 (the gt and the prediction PNG of an image at once) while the CPUs
@@ -296,9 +296,9 @@ def _pq_stat_files(annotation_pairs: Sequence[Tuple[dict, dict]],
                 pending = submit(executor, annotation_pairs[i + 1])
             gt, pred = _parse_pair(gt_ann, pred_ann, slot_of_category)
             gt_ids, pred_ids = (future.result() for future in decoding)
-            stat += pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
-                                       num_categories,
-                                       gt_ann.get('image_id'))
+            stat += _pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
+                                        num_categories,
+                                        gt_ann.get('image_id'))
     finally:
         # after an error, drop the decoding of the next image
         executor.shutdown(wait=True, cancel_futures=True)
@@ -357,10 +357,10 @@ def pq_compute_stat(
         backend_args (dict, optional): mmengine file backend arguments for
             the PNGs.
         decode_threads (int, optional): Threads decoding PNGs in each
-            process (``nproc * decode_threads`` in all); 1 decodes
-            serially. None: :func:`default_decode_threads`, i.e. 2 when
-            there are at least 2 CPUs per process. The statistics do not
-            depend on it.
+            process (``nproc * decode_threads`` in all, next to the
+            threads computing the statistics); 1 decodes serially. None:
+            2 when there are at least 2 CPUs per process, else 1. The
+            statistics do not depend on it.
 
     Returns:
         tuple: ``(pq_stat, category_ids, thing_mask)``; slot i of the
@@ -381,7 +381,7 @@ def pq_compute_stat(
     pairs = match_annotations(gt_json, pred_json)
     nproc = max(1, min(int(nproc), len(pairs)))
     if decode_threads is None:
-        decode_threads = default_decode_threads(nproc)
+        decode_threads = _default_decode_threads(nproc)
     decode_threads = max(1, int(decode_threads))
     if nproc == 1:
         stat = _pq_stat_files(pairs, gt_folder, pred_folder, slot_of_category,
