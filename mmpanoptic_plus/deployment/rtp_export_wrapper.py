@@ -28,8 +28,8 @@ from torch import Tensor
 
 from mmpanoptic_plus.models.postprocess.realtime_panoptic import (
     build_dense_boxes, merge_rtp_test_cfg, rtp_mask_probabilities)
-from mmpanoptic_plus.models.postprocess.rtp_query_selection import (
-    nms_iou_threshold, select_query_slots)
+from mmpanoptic_plus.models.utils import (nms_iou_threshold,
+                                          select_query_slots)
 
 #: Output names of the exported graph, in order (see
 #: :meth:`RTPExportWrapper.forward`).

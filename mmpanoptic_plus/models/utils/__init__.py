@@ -3,12 +3,16 @@
 and inference (post-processing)."""
 from .box_iou_map import IOU_TYPES, box_iou_map
 from .dense_box_map import anchor_ltrb_on_grid, build_dense_boxes
+from .exportable_nms import onnx_nms
 from .instance_ownership import (as_mask_tensor, instance_index_map,
                                  masks_at_points)
 from .level_resampling import (output_sample_coordinates, resample_to_grid,
                                resample_to_output, sample_level_regressions,
                                sample_on_stride_grid)
 from .ltrb_boxes import decode_ltrb_boxes
+from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
+                                  select_query_boxes, select_query_slots,
+                                  trim_query_slots)
 from .segment_embeddings import (assign_pixels_to_segments, region_encodings,
                                  segment_means, segment_similarity,
                                  segment_sums)
@@ -21,5 +25,7 @@ __all__ = [
     'sample_level_regressions', 'sample_on_stride_grid', 'decode_ltrb_boxes',
     'grid_sample_coordinates', 'stride_grid_coordinates',
     'assign_pixels_to_segments', 'region_encodings', 'segment_means',
-    'segment_similarity', 'segment_sums'
+    'segment_similarity', 'segment_sums', 'onnx_nms', 'RTPQuerySlots',
+    'nms_iou_threshold', 'select_query_boxes', 'select_query_slots',
+    'trim_query_slots'
 ]
