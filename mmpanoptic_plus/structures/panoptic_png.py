@@ -14,6 +14,9 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from .panoptic_id_runs import (PanopticIdRuns, decode_png_id_runs,
+                               id_map_to_runs, runs_to_id_map)
+
 #: Largest id an 8-bit RGB PNG can hold (24 bits).
 MAX_PANOPTIC_ID = 256**3 - 1
 
@@ -80,31 +83,74 @@ def ids_to_rgb(id_map: np.ndarray) -> np.ndarray:
     return ((ids[..., None] >> shifts) & np.uint32(255)).astype(np.uint8)
 
 
-def _decode_bgr(path: str, backend_args: Optional[dict]) -> np.ndarray:
-    """Decode an image file without any colour conversion (cv2 channel
-    order, i.e. BGR or BGRA), with a clear error when it cannot be read."""
+def _read_bytes(path: str, backend_args: Optional[dict]) -> bytes:
+    """The file's bytes, with a clear error when it does not exist."""
     if backend_args is None and '://' not in path:
         if not osp.isfile(path):
             raise FileNotFoundError(f'Panoptic PNG not found: {path}')
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    else:
-        # Remote or custom storage goes through mmengine's file backends
-        # (without backend_args, chosen by the URI prefix).
-        from mmengine.fileio import get
-        buffer = np.frombuffer(get(path, backend_args=backend_args), np.uint8)
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        with open(path, 'rb') as f:
+            return f.read()
+    # Remote or custom storage goes through mmengine's file backends
+    # (without backend_args, chosen by the URI prefix).
+    from mmengine.fileio import get
+    return get(path, backend_args=backend_args)
+
+
+def _decode_ids(data: bytes, path: str) -> np.ndarray:
+    """General decoder: cv2 (``IMREAD_UNCHANGED``: no EXIF rotation, no
+    bit-depth or colour conversion), then one packing pass."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f'Cannot decode the panoptic PNG {path}: the file '
                          'is corrupt or not an image.')
-    return image
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] < 3:
+        raise ValueError(
+            f'{path} is not a panoptic id PNG: expected 8-bit RGB, got '
+            f'dtype {image.dtype} with shape {image.shape}.')
+    code = cv2.COLOR_BGR2RGBA if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+    return _pack_rgba(cv2.cvtColor(image, code))
+
+
+def read_panoptic_runs(path: Union[str, os.PathLike],
+                       backend_args: Optional[dict] = None) -> PanopticIdRuns:
+    """Read a COCO panoptic PNG as runs of segment ids.
+
+    PNGs whose rows are filtered with ``None`` / ``Sub`` (those OpenCV and
+    :func:`write_panoptic_ids` write) are decoded straight into runs by
+    :func:`decode_png_id_runs`; any other PNG by the general decoder of
+    :func:`read_panoptic_ids`. Both give the same ids.
+
+    Args:
+        path (str | PathLike): Path of an 8-bit RGB (or RGBA, alpha
+            ignored) PNG.
+        backend_args (dict, optional): mmengine file backend arguments (see
+            :func:`read_panoptic_ids`).
+
+    Returns:
+        PanopticIdRuns: The id map, shape (H, W), in run-length form.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file cannot be decoded, or is not an 8-bit image
+            with 3 or 4 channels.
+    """
+    path = os.fspath(path)
+    data = _read_bytes(path, backend_args)
+    runs = decode_png_id_runs(data)
+    if runs is None:
+        runs = id_map_to_runs(_decode_ids(data, path))
+    return runs
 
 
 def read_panoptic_ids(path: Union[str, os.PathLike],
                       backend_args: Optional[dict] = None) -> np.ndarray:
     """Read a COCO panoptic PNG as a map of segment ids.
 
-    Decoded with cv2 (``IMREAD_UNCHANGED``: no EXIF rotation, no bit-depth
-    or colour conversion) and packed in one pass.
+    PNGs with ``None`` / ``Sub`` rows only (OpenCV's, ours) are decoded
+    into runs (:func:`decode_png_id_runs`) and expanded, 3x faster than
+    cv2; others are decoded with cv2 (``IMREAD_UNCHANGED``: no EXIF
+    rotation, no bit-depth or colour conversion) and packed in one pass.
+    Both give the same ids.
 
     Args:
         path (str | PathLike): Path of an 8-bit RGB (or RGBA, alpha ignored
@@ -123,13 +169,11 @@ def read_panoptic_ids(path: Union[str, os.PathLike],
             with 3 or 4 channels.
     """
     path = os.fspath(path)
-    image = _decode_bgr(path, backend_args)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] < 3:
-        raise ValueError(
-            f'{path} is not a panoptic id PNG: expected 8-bit RGB, got '
-            f'dtype {image.dtype} with shape {image.shape}.')
-    code = cv2.COLOR_BGR2RGBA if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
-    return _pack_rgba(cv2.cvtColor(image, code))
+    data = _read_bytes(path, backend_args)
+    runs = decode_png_id_runs(data)
+    if runs is not None:
+        return runs_to_id_map(runs)
+    return _decode_ids(data, path)
 
 
 def write_panoptic_ids(path: Union[str, os.PathLike],

@@ -5,7 +5,8 @@ from .panoptic_quality import (FIRST_SEGMENT_INDEX, OTHER_INDEX, VOID_INDEX,
                                PanopticSegments, PQStat, average_pq,
                                index_dtype, index_segment_ids,
                                intersection_table, pq_average,
-                               pq_stat_from_table, pq_stat_single_image)
+                               pq_stat_from_table, pq_stat_single_image,
+                               run_intersection_table)
 from .pq_compute import (check_prediction, match_annotations, parse_categories,
                          parse_segments_info, pq_compute, pq_compute_stat,
                          pq_stat_single_file)
@@ -13,7 +14,8 @@ from .pq_compute import (check_prediction, match_annotations, parse_categories,
 __all__ = [
     'read_panoptic_ids', 'write_panoptic_ids', 'ids_to_rgb', 'PQStat',
     'PanopticSegments', 'index_dtype', 'index_segment_ids',
-    'intersection_table', 'pq_stat_from_table', 'pq_stat_single_image',
+    'intersection_table', 'run_intersection_table', 'pq_stat_from_table',
+    'pq_stat_single_image',
     'pq_average', 'average_pq', 'parse_categories', 'parse_segments_info',
     'check_prediction', 'match_annotations', 'pq_stat_single_file',
     'pq_compute_stat', 'pq_compute', 'OTHER_INDEX', 'VOID_INDEX',

@@ -214,6 +214,65 @@ def intersection_table(gt_index: np.ndarray, pred_index: np.ndarray,
     return np.bincount(pair, minlength=rows * cols).reshape(rows, cols)
 
 
+def run_intersection_table(gt_starts: np.ndarray, gt_index: np.ndarray,
+                           pred_starts: np.ndarray, pred_index: np.ndarray,
+                           num_pixels: int, num_gt: int,
+                           num_pred: int) -> np.ndarray:
+    """:func:`intersection_table` of two maps given as runs.
+
+    Row-major runs of both maps are merged: between two consecutive run
+    starts of either map both indices are constant, so each piece adds its
+    length to one table cell. The work is proportional to the number of
+    runs (~10^4 for a 1024x2048 panoptic map), not of pixels.
+
+    Args:
+        gt_starts (np.ndarray): Starts of the gt runs (row-major pixel
+            positions), shape (R_gt,), strictly increasing from 0.
+        gt_index (np.ndarray): Dense gt index of each run (layout of
+            :func:`index_segment_ids`), shape (R_gt,).
+        pred_starts (np.ndarray): Starts of the predicted runs, shape
+            (R_pred,), strictly increasing from 0.
+        pred_index (np.ndarray): Dense prediction index of each run, shape
+            (R_pred,).
+        num_pixels (int): H * W of both maps.
+        num_gt (int): Number of annotated gt segments N_gt.
+        num_pred (int): Number of annotated predicted segments N_pred.
+
+    Returns:
+        np.ndarray: Pixel counts, shape (N_gt + 2, N_pred + 2), int64, equal
+        to :func:`intersection_table` of the dense maps.
+    """
+    rows = num_gt + FIRST_SEGMENT_INDEX
+    cols = num_pred + FIRST_SEGMENT_INDEX
+    for name, starts, index, size in (('gt', gt_starts, gt_index, rows),
+                                      ('pred', pred_starts, pred_index,
+                                       cols)):
+        if len(starts) != len(index):
+            raise ValueError(f'{len(starts)} {name} runs but {len(index)} '
+                             'indices.')
+        if num_pixels and (len(starts) == 0 or starts[0] != 0
+                           or starts[-1] >= num_pixels):
+            raise ValueError(f'{name} runs must start at 0 and lie in '
+                             f'[0, {num_pixels}).')
+        if index.size and (index.max() >= size or
+                           (index.dtype.kind == 'i' and index.min() < 0)):
+            raise ValueError(f'{name} indices must lie in [0, {size}).')
+    starts = np.concatenate([gt_starts, pred_starts]).astype(np.int64)
+    # Stable: at a position where both maps start a run, the gt start
+    # comes first and gets an empty piece; the pred start then sees both.
+    order = np.argsort(starts, kind='stable')
+    from_gt = order < len(gt_starts)
+    gt_run = np.cumsum(from_gt) - 1
+    pred_run = np.cumsum(~from_gt) - 1
+    np.maximum(pred_run, 0, out=pred_run)  # the first, empty, piece
+    lengths = np.diff(starts[order], append=num_pixels)
+    pair = gt_index[gt_run].astype(np.int64) * cols
+    pair += pred_index[pred_run]
+    # float64 weights count exactly up to 2**53 pixels.
+    table = np.bincount(pair, weights=lengths, minlength=rows * cols)
+    return table.astype(np.int64).reshape(rows, cols)
+
+
 def pq_stat_from_table(table: np.ndarray, gt_segments: PanopticSegments,
                        pred_slots: np.ndarray, num_categories: int) -> PQStat:
     """PQ statistics of one image from its intersection table.

@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .panoptic_io import read_panoptic_ids
+from mmpanoptic_plus.structures import PanopticIdRuns, read_panoptic_runs
 from .panoptic_quality import (FIRST_SEGMENT_INDEX, OTHER_INDEX,
                                PanopticSegments, PQStat, average_pq,
-                               index_segment_ids, intersection_table,
-                               pq_stat_from_table)
+                               index_segment_ids, pq_stat_from_table,
+                               run_intersection_table)
 
 JsonLike = Union[str, os.PathLike, dict]
 
@@ -155,34 +155,37 @@ def check_prediction(table: np.ndarray,
                        'not presented in PNG.')
 
 
-def _pq_stat_of_id_maps(gt: PanopticSegments,
-                       pred: PanopticSegments,
-                       gt_ids: np.ndarray,
-                       pred_ids: np.ndarray,
-                       num_categories: int,
-                       image_id=None) -> PQStat:
-    """PQ statistics of one image from its decoded id maps.
+def _pq_stat_of_runs(gt: PanopticSegments,
+                     pred: PanopticSegments,
+                     gt_runs: PanopticIdRuns,
+                     pred_runs: PanopticIdRuns,
+                     num_categories: int,
+                     image_id=None) -> PQStat:
+    """PQ statistics of one image from its decoded id maps (as runs).
 
     Args:
         gt (PanopticSegments): Ground-truth segments (from
             :func:`parse_segments_info`).
         pred (PanopticSegments): Predicted segments.
-        gt_ids (np.ndarray): Ground-truth segment ids, shape (H, W).
-        pred_ids (np.ndarray): Predicted segment ids, shape (H, W).
+        gt_runs (PanopticIdRuns): Ground-truth segment ids, (H, W).
+        pred_runs (PanopticIdRuns): Predicted segment ids, (H, W).
         num_categories (int): Number K of evaluated categories.
         image_id: Image id for error messages.
 
     Returns:
         PQStat: Statistics with K + 1 slots.
     """
-    if gt_ids.shape != pred_ids.shape:
+    if gt_runs.shape != pred_runs.shape:
         raise ValueError(f'In the image with ID {image_id} the ground truth '
-                         f'PNG is {gt_ids.shape} and the prediction PNG '
-                         f'{pred_ids.shape}.')
-    gt_index = index_segment_ids(gt_ids, gt.ids)
-    pred_index = index_segment_ids(pred_ids, pred.ids)
-    table = intersection_table(gt_index, pred_index, len(gt), len(pred))
-    check_prediction(table, pred, pred_ids, pred_index, num_categories,
+                         f'PNG is {gt_runs.shape} and the prediction PNG '
+                         f'{pred_runs.shape}.')
+    gt_index = index_segment_ids(gt_runs.ids, gt.ids)
+    pred_index = index_segment_ids(pred_runs.ids, pred.ids)
+    table = run_intersection_table(gt_runs.starts, gt_index, pred_runs.starts,
+                                   pred_index, gt_runs.num_pixels, len(gt),
+                                   len(pred))
+    # Runs are never empty, so the ids of the runs stand for the pixels.
+    check_prediction(table, pred, pred_runs.ids, pred_index, num_categories,
                      image_id)
     return pq_stat_from_table(table, gt, pred.slots, num_categories)
 
@@ -222,12 +225,12 @@ def pq_stat_single_file(gt_ann: dict,
         PQStat: Statistics with K + 1 slots.
     """
     gt, pred = _parse_pair(gt_ann, pred_ann, slot_of_category)
-    gt_ids = read_panoptic_ids(
+    gt_runs = read_panoptic_runs(
         osp.join(gt_folder, gt_ann['file_name']), backend_args)
-    pred_ids = read_panoptic_ids(
+    pred_runs = read_panoptic_runs(
         osp.join(pred_folder, pred_ann['file_name']), backend_args)
-    return _pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
-                               len(slot_of_category), gt_ann.get('image_id'))
+    return _pq_stat_of_runs(gt, pred, gt_runs, pred_runs,
+                            len(slot_of_category), gt_ann.get('image_id'))
 
 
 def _available_cpus() -> int:
@@ -262,7 +265,7 @@ def _pq_stat_files(annotation_pairs: Sequence[Tuple[dict, dict]],
     """Sum of the PQ statistics over pairs (one worker's job).
 
     With ``decode_threads > 1`` the PNGs are decoded by a thread pool
-    (cv2 releases the GIL while it inflates a PNG): the gt and prediction
+    (inflating and the numpy passes release the GIL): the gt and prediction
     of an image at once, and those of the next image while this one's
     statistics are computed (one image ahead at most, so that at most two
     images are in memory). JSON errors and PNG errors of an image are
@@ -279,10 +282,10 @@ def _pq_stat_files(annotation_pairs: Sequence[Tuple[dict, dict]],
 
     def submit(executor: ThreadPoolExecutor, pair: Tuple[dict, dict]):
         gt_ann, pred_ann = pair
-        return (executor.submit(read_panoptic_ids,
+        return (executor.submit(read_panoptic_runs,
                                 osp.join(gt_folder, gt_ann['file_name']),
                                 backend_args),
-                executor.submit(read_panoptic_ids,
+                executor.submit(read_panoptic_runs,
                                 osp.join(pred_folder, pred_ann['file_name']),
                                 backend_args))
 
@@ -295,10 +298,9 @@ def _pq_stat_files(annotation_pairs: Sequence[Tuple[dict, dict]],
             if i + 1 < len(annotation_pairs):
                 pending = submit(executor, annotation_pairs[i + 1])
             gt, pred = _parse_pair(gt_ann, pred_ann, slot_of_category)
-            gt_ids, pred_ids = (future.result() for future in decoding)
-            stat += _pq_stat_of_id_maps(gt, pred, gt_ids, pred_ids,
-                                        num_categories,
-                                        gt_ann.get('image_id'))
+            gt_runs, pred_runs = (future.result() for future in decoding)
+            stat += _pq_stat_of_runs(gt, pred, gt_runs, pred_runs,
+                                     num_categories, gt_ann.get('image_id'))
     finally:
         # after an error, drop the decoding of the next image
         executor.shutdown(wait=True, cancel_futures=True)
