@@ -6,7 +6,8 @@ import pytest
 from mmpanoptic_plus.evaluation.functional import (
     FIRST_SEGMENT_INDEX, OTHER_INDEX, VOID_INDEX, PanopticSegments, PQStat,
     average_pq, index_dtype, index_segment_ids, intersection_table, pq_average,
-    pq_stat_single_image)
+    pq_stat_single_image, run_intersection_table)
+from mmpanoptic_plus.structures import id_map_to_runs
 
 # Categories: slot 0 = person (thing), slot 1 = road (stuff).
 PERSON, ROAD = 0, 1
@@ -172,3 +173,64 @@ def test_narrow_index_types_and_wide_tables():
     np.testing.assert_array_equal(table, naive)
     with pytest.raises(ValueError, match='must lie in'):
         intersection_table(gt_index, pred_index, 100, 300)
+
+
+def naive_table(gt_index, pred_index, rows, cols):
+    table = np.zeros((rows, cols), np.int64)
+    for g, p in zip(gt_index.ravel().tolist(), pred_index.ravel().tolist()):
+        table[g, p] += 1
+    return table
+
+
+def test_run_intersection_table_hand_case():
+    # Runs of GT / PRED above: gt ids -> indices 1->2 (A), 2->3 (R), 3->4
+    # (B), 0->VOID; pred 5->2 (P), 6->3 (Q), 7->4 (S).
+    gt_index = index_segment_ids(GT, np.array([1, 2, 3]))
+    pred_index = index_segment_ids(PRED, np.array([5, 6, 7]))
+    gt_runs, pred_runs = id_map_to_runs(GT), id_map_to_runs(PRED)
+    table = run_intersection_table(
+        gt_runs.starts, index_segment_ids(gt_runs.ids, np.array([1, 2, 3])),
+        pred_runs.starts,
+        index_segment_ids(pred_runs.ids, np.array([5, 6, 7])), 16, 3, 3)
+    np.testing.assert_array_equal(table, naive_table(gt_index, pred_index, 5,
+                                                     5))
+    assert table[2, 2] == 4 and table[VOID_INDEX, 2] == 2
+    assert table[4, 3] == 1 and table[4, 4] == 1 and table.sum() == 16
+
+
+@pytest.mark.parametrize('num_segments', [3, 300])
+@pytest.mark.parametrize('shape', [(1, 1), (1, 9), (7, 1), (23, 41)])
+def test_run_intersection_table_equals_dense(num_segments, shape):
+    # Random blocky maps (runs of any length, shared and separate run
+    # starts), VOID and ids outside the annotation included.
+    rng = np.random.default_rng(num_segments * 7 + shape[1])
+    height, width = shape
+    maps = []
+    for _ in range(2):
+        coarse = rng.integers(0, num_segments + 3, (height, (width + 2) // 3))
+        id_map = np.repeat(coarse, 3, axis=1)[:, :width]
+        id_map[rng.random(shape) < 0.2] = rng.integers(0, num_segments + 3)
+        maps.append(id_map)
+    gt_ids = np.arange(1, num_segments + 1)
+    pred_ids = rng.permutation(np.arange(1, num_segments + 2))[:num_segments]
+    gt_index = index_segment_ids(maps[0], gt_ids)
+    pred_index = index_segment_ids(maps[1], pred_ids)
+    gt_runs, pred_runs = id_map_to_runs(maps[0]), id_map_to_runs(maps[1])
+    table = run_intersection_table(
+        gt_runs.starts, index_segment_ids(gt_runs.ids, gt_ids),
+        pred_runs.starts, index_segment_ids(pred_runs.ids, pred_ids),
+        height * width, num_segments, num_segments)
+    rows = cols = num_segments + FIRST_SEGMENT_INDEX
+    assert table.dtype == np.int64
+    np.testing.assert_array_equal(
+        table, naive_table(gt_index, pred_index, rows, cols))
+    np.testing.assert_array_equal(
+        table, intersection_table(gt_index, pred_index, num_segments,
+                                  num_segments))
+    with pytest.raises(ValueError, match='must start at 0'):
+        run_intersection_table(gt_runs.starts[1:] if len(gt_runs.starts) > 1
+                               else gt_runs.starts + 1,
+                               np.zeros(max(len(gt_runs.starts) - 1, 1),
+                                        np.uint8), pred_runs.starts,
+                               index_segment_ids(pred_runs.ids, pred_ids),
+                               height * width, num_segments, num_segments)

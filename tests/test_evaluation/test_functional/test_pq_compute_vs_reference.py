@@ -6,7 +6,9 @@ import json
 import os.path as osp
 import shutil
 
+import cv2
 import numpy as np
+import panoptic_test_utils
 import pytest
 from panoptic_test_utils import (CAR, CATEGORIES, PERSON, ROAD, SKY,
                                  assert_results_close,
@@ -19,6 +21,7 @@ from mmpanoptic_plus.evaluation.functional import (parse_categories,
                                                    pq_compute_stat,
                                                    pq_stat_single_file,
                                                    read_panoptic_ids)
+from mmpanoptic_plus.structures import decode_png_id_runs
 
 SCENE_CATEGORY_IDS = [c['id'] for c in CATEGORIES]
 
@@ -427,4 +430,69 @@ def test_many_segments_use_wider_index_types(tmp_path):
     _, stat = assert_same_as_reference(
         *write_case(tmp_path, gt_map, gt_segments, pred_map,
                     pred_segments_of(pred_map, cats)))
+    assert stat.tp.sum() > 100 and stat.fp.sum() > 10
+
+
+PNG_FILTERS = dict(
+    none=cv2.IMWRITE_PNG_FILTER_NONE,
+    sub=cv2.IMWRITE_PNG_FILTER_SUB,
+    up=cv2.IMWRITE_PNG_FILTER_UP,
+    paeth=cv2.IMWRITE_PNG_FILTER_PAETH)
+
+
+def filtered_png_writer(gt_filter, pred_filter):
+    """write_png with cv2 and one PNG filter for every row, chosen for the
+    gt or prediction folder: None / Sub files take the run decoder, Up /
+    Paeth files the general one."""
+
+    def write_png(path, id_map):
+        kind = pred_filter if '/pred/' in path.replace('\\', '/') else (
+            gt_filter)
+        id_map = id_map.astype(np.uint32)
+        bgr = np.stack([(id_map >> s) & 255 for s in (16, 8, 0)], axis=-1)
+        assert cv2.imwrite(path, bgr.astype(np.uint8),
+                           [cv2.IMWRITE_PNG_FILTER, PNG_FILTERS[kind]])
+
+    return write_png
+
+
+@pytest.mark.parametrize('gt_filter, pred_filter', [('sub', 'sub'),
+                                                    ('paeth', 'sub'),
+                                                    ('none', 'up'),
+                                                    ('up', 'paeth')])
+def test_run_decoder_and_general_decoder_match_reference(
+        tmp_path, monkeypatch, gt_filter, pred_filter):
+    # The same sets (crowd, VOID, unmatched, >256 segments) through the run
+    # decoder, the general decoder or one of each: reference numbers.
+    monkeypatch.setattr(panoptic_test_utils, 'write_png',
+                        filtered_png_writer(gt_filter, pred_filter))
+    args = random_set(tmp_path / 'random', 4, 11)
+    for folder, kind in ((args[1], gt_filter), (args[3], pred_filter)):
+        png = osp.join(folder, 'img0.png')
+        with open(png, 'rb') as f:
+            runs = decode_png_id_runs(f.read())
+        assert (runs is not None) == (kind in ('none', 'sub'))
+    _, stat = assert_same_as_reference(*args)
+    assert stat.tp.sum() > 0 and stat.fp.sum() > 0 and stat.fn.sum() > 0
+    assert pq_compute(*args, decode_threads=2) == pq_compute(
+        *args, decode_threads=1)
+
+    rng = np.random.default_rng(12)
+    blocks = np.arange(1, 301).reshape(15, 20)
+    gt_map = np.kron(blocks, np.ones((4, 4), np.int64)).astype(np.uint32)
+    category_of_id = {
+        i: int(rng.choice(SCENE_CATEGORY_IDS))
+        for i in range(1, 301)
+    }
+    crowd = set(rng.choice(np.arange(1, 301), 20, replace=False).tolist())
+    gt_segments = [
+        dict(id=i, category_id=c, iscrowd=int(i in crowd), area=16)
+        for i, c in category_of_id.items()
+    ]
+    pred_map = np.roll(gt_map, 1, axis=1).astype(np.int64) * 977
+    pred_map[rng.random(pred_map.shape) < 0.05] = 0
+    cats = {i * 977: c for i, c in category_of_id.items()}
+    _, stat = assert_same_as_reference(*write_case(
+        tmp_path / 'many', gt_map, gt_segments, pred_map,
+        pred_segments_of(pred_map, cats)))
     assert stat.tp.sum() > 100 and stat.fp.sum() > 10
