@@ -10,7 +10,9 @@ data, in one run, repeats interleaved (best time kept):
 * ``reference``: cityscapesscripts' ``pq_compute_single_core`` (PNG decoding
   included; single-threaded);
 * ``pq_compute``: ours, ``nproc=1``, for each ``--threads`` T with
-  ``decode_threads=T`` (PNG decoding included);
+  ``decode_threads=T`` (PNG decoding included; ``--png-writer cv2``, the
+  default, writes Sub-filtered PNGs that it decodes straight to id runs,
+  ``--png-writer pil`` adaptive-filtered ones that it decodes with cv2);
 * ``hotcoco`` (optional, skipped with a note when not installed): its
   ``panoptic.PanopticEval`` on the same files, for each T with
   ``RAYON_NUM_THREADS=T``, in a child process (rayon reads the variable
@@ -212,15 +214,27 @@ def make_prediction(rng: np.random.Generator, gt_ids: np.ndarray,
     return id_of_index[index], pred_segments
 
 
-def write_png(path: str, ids: np.ndarray) -> None:
+def write_png(path: str, ids: np.ndarray, writer: str = 'cv2') -> None:
+    """Write ids as an RGB PNG with OpenCV (``Sub`` filter on every row,
+    as our ``write_panoptic_ids``) or PIL (libpng-style adaptive filters,
+    as cityscapesscripts' and COCO's panoptic PNGs)."""
     rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255],
                    axis=-1).astype(np.uint8)
-    cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
+    if writer == 'pil':
+        from PIL import Image
+        Image.fromarray(rgb).save(path)
+    else:
+        cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
 
 
-def generate(out_dir: str, num_images: int, height: int, width: int,
-             seed: int) -> Tuple[dict, str, dict, str]:
-    """Write ``gt.json`` + ``gt/`` and ``pred.json`` + ``pred/``."""
+def generate(out_dir: str,
+             num_images: int,
+             height: int,
+             width: int,
+             seed: int,
+             writer: str = 'cv2') -> Tuple[dict, str, dict, str]:
+    """Write ``gt.json`` + ``gt/`` and ``pred.json`` + ``pred/`` (PNGs
+    written by ``writer``, see :func:`write_png`)."""
     rng = np.random.default_rng(seed)
     gt_folder, pred_folder = osp.join(out_dir, 'gt'), osp.join(out_dir, 'pred')
     os.makedirs(gt_folder, exist_ok=True)
@@ -231,8 +245,8 @@ def generate(out_dir: str, num_images: int, height: int, width: int,
         file_name = f'{image_id}.png'
         gt_ids, gt_segments = make_ground_truth(rng, height, width)
         pred_ids, pred_segments = make_prediction(rng, gt_ids, gt_segments)
-        write_png(osp.join(gt_folder, file_name), gt_ids)
-        write_png(osp.join(pred_folder, file_name), pred_ids)
+        write_png(osp.join(gt_folder, file_name), gt_ids, writer)
+        write_png(osp.join(pred_folder, file_name), pred_ids, writer)
         gt_anns.append(
             dict(
                 image_id=image_id,
@@ -423,13 +437,14 @@ def time_in_memory(samples):
 
 
 def time_decoding(gt_json, gt_folder, pred_json, pred_folder):
-    """Our PNG decoding alone, for context."""
-    from mmpanoptic_plus.evaluation.functional import read_panoptic_ids
+    """Our PNG decoding alone, as pq_compute reads the PNGs (id runs), for
+    context."""
+    from mmpanoptic_plus.structures import read_panoptic_runs
     start = time.perf_counter()
     for gt_ann, pred_ann in zip(gt_json['annotations'],
                                 pred_json['annotations']):
-        read_panoptic_ids(osp.join(gt_folder, gt_ann['file_name']))
-        read_panoptic_ids(osp.join(pred_folder, pred_ann['file_name']))
+        read_panoptic_runs(osp.join(gt_folder, gt_ann['file_name']))
+        read_panoptic_runs(osp.join(pred_folder, pred_ann['file_name']))
     return time.perf_counter() - start
 
 
@@ -501,6 +516,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='thread counts for pq_compute (decode_threads) and hotcoco '
         '(RAYON_NUM_THREADS); the process is pinned to as many CPUs')
     parser.add_argument(
+        '--png-writer',
+        choices=['cv2', 'pil'],
+        default='cv2',
+        help='who writes the PNGs: cv2 (Sub-filtered rows, as our '
+        'write_panoptic_ids; pq_compute decodes them as runs) or pil '
+        '(adaptive filters, as cityscapesscripts and COCO; pq_compute '
+        'decodes them with cv2)')
+    parser.add_argument(
         '--no-hotcoco',
         action='store_true',
         help='skip hotcoco even when it is installed')
@@ -523,7 +546,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp_dir:
         out_dir = args.out_dir or tmp_dir
         start = time.perf_counter()
-        files = generate(out_dir, args.num_images, height, width, args.seed)
+        files = generate(out_dir, args.num_images, height, width, args.seed,
+                         args.png_writer)
         print(f'generated {args.num_images} image pairs of {height}x{width} '
               f'in {out_dir} ({time.perf_counter() - start:.1f} s)')
         samples = prepare_data_samples(*files)
@@ -571,6 +595,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         num_images=args.num_images,
         repeat=args.repeat,
         gt_segments_per_image=float(segments),
+        png_writer=args.png_writer,
         threads=threads,
         cpu_count=os.cpu_count(),
         load_average_start=(None if load_start is None else
@@ -606,7 +631,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         PQ=round(100 * ours['All']['pq'], 4),
         SQ=round(100 * ours['All']['sq'], 4),
         RQ=round(100 * ours['All']['rq'], 4))
-    print(f'gt segments per image: {segments:.1f}; PQ {summary["PQ"]:.2f}, '
+    print(f'PNGs written by {args.png_writer}; '
+          f'gt segments per image: {segments:.1f}; PQ {summary["PQ"]:.2f}, '
           f'SQ {summary["SQ"]:.2f}, RQ {summary["RQ"]:.2f}')
     print(f'load average: {summary["load_average_start"]} at the start, '
           f'{summary["load_average_end"]} at the end '
@@ -624,7 +650,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                      f'ours takes x{row["pq_compute_time_over_hotcoco"]:.2f} '
                      'its time')
         print(line + ')')
-    print(f'PNG decoding alone (ours, serial): '
+    print(f'PNG decoding alone (ours, serial, to id runs): '
           f'{summary["png_decoding_ms_per_img"]:.1f} ms/img')
     print(f'in-memory metric process():    '
           f'{summary["in_memory_ms_per_img"]:8.1f} ms/img '

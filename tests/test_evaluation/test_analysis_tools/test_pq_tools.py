@@ -153,3 +153,18 @@ def test_benchmark_notes_missing_hotcoco(tmp_path, capsys, monkeypatch):
     assert 'hotcoco: not installed' in capsys.readouterr().out
     assert summary['hotcoco_equal'] is None
     assert summary['results_equal'] is True
+
+
+def test_benchmark_pil_written_pngs_take_the_general_decoder(tmp_path):
+    from mmpanoptic_plus.structures import decode_png_id_runs
+    summary = load_tool('benchmark_pq').main([
+        '--size', '64', '96', '--num-images', '2', '--repeat', '1',
+        '--threads', '1', '--no-hotcoco', '--png-writer', 'pil',
+        '--out-dir',
+        str(tmp_path)
+    ])
+    assert summary['png_writer'] == 'pil'
+    assert summary['results_equal'] is True
+    pngs = sorted((tmp_path / 'gt').glob('*.png'))
+    assert pngs and all(
+        decode_png_id_runs(png.read_bytes()) is None for png in pngs)
