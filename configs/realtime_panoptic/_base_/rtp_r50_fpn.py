@@ -48,6 +48,9 @@ model = dict(
         global_head='per_level_1x1',
         semantic_stride=4,
         assigner=dict(type='RTPTargetAssigner', use_masks=True),
+        # Sec. 4.2: the focal loss "averaged over the total number of
+        # locations across all FPN levels" ('num_pos' is FCOS's choice)
+        cls_loss_avg='num_locations',
         loss_cls=dict(
             type='FocalLoss',
             use_sigmoid=True,
@@ -67,8 +70,13 @@ model = dict(
         loss_semantic=dict(
             type='HardPixelCrossEntropyLoss', top_ratio=0.3, count='valid',
             rounding='round', loss_weight=1.0),
+        # Sec. 4.3: B_query = the test-time selection (max_per_img = 100
+        # queries); use_semantic_prob=False is Eq. 17-18
         loss_mask=dict(
-            type='RTPMaskLoss', max_queries_per_img=32, loss_weight=1.0)),
+            type='RTPMaskLoss',
+            max_queries_per_img=None,
+            use_semantic_prob=False,
+            loss_weight=1.0)),
     train_cfg=None,
     # the post-processing defaults (RTP_TEST_CFG), written out: paper's plain
     # IoU with sigma 0.3; the released code's variant is

@@ -136,8 +136,7 @@ class RTPHead(RTPHeadLossMixin, FCOSHead):
                      count='valid',
                      rounding='round',
                      loss_weight=1.0),
-                 loss_mask: OptConfigType = dict(
-                     type='RTPMaskLoss', max_queries_per_img=32),
+                 loss_mask: OptConfigType = dict(type='RTPMaskLoss'),
                  mask_loss_levelness: str = 'pred',
                  norm_cfg: ConfigType = dict(
                      type='GN', num_groups=32, requires_grad=True),

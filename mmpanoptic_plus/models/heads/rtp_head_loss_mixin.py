@@ -4,7 +4,7 @@
 Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
 2020, Sec. 3.4 and 4 (Eq. 11-19).
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +18,12 @@ from torch import Tensor
 from mmpanoptic_plus.models.losses.rtp_mask_loss import \
     rtp_query_mask_losses
 from mmpanoptic_plus.models.task_modules import FCOSMaskTargets
-from mmpanoptic_plus.models.utils import (build_dense_boxes,
-                                          decode_ltrb_boxes, masks_at_points,
-                                          stride_grid_coordinates)
+from mmpanoptic_plus.models.utils import (RTPQuerySlots, as_mask_tensor,
+                                          build_dense_boxes,
+                                          decode_ltrb_boxes,
+                                          mask_cell_fractions,
+                                          nms_iou_threshold,
+                                          select_query_slots)
 
 
 class RTPHeadLossMixin:
@@ -170,81 +173,166 @@ class RTPHeadLossMixin:
             sem_up, labels)
 
         if self.loss_mask is not None:
-            losses['loss_mask'] = self._mask_loss(bbox_preds, flat_bbox,
-                                                  flat_points, targets,
+            losses['loss_mask'] = self._mask_loss(cls_scores, bbox_preds,
+                                                  centernesses,
                                                   levelness_logits,
-                                                  sem_logits,
-                                                  batch_gt_instances)
+                                                  sem_logits, targets,
+                                                  batch_gt_instances,
+                                                  batch_img_metas)
         return losses
 
-    def _mask_loss(self, bbox_preds: List[Tensor], flat_bbox: Tensor,
-                   flat_points: Tensor, targets: FCOSMaskTargets,
-                   levelness_logits: Tensor, sem_logits: Tensor,
-                   batch_gt_instances: InstanceList) -> Tensor:
-        """Explicit mask loss (Sec. 3.4) on at most ``max_queries_per_img``
-        positive locations per image, sampled uniformly.
+    def mask_loss_dense_boxes(
+            self,
+            bbox_preds: List[Tensor],
+            levelness_logits: Tensor,
+            targets: Optional[FCOSMaskTargets] = None) -> Tuple[Tensor, Tensor]:
+        """The dense box map ``B`` the mask loss queries: Eq. 14 with the
+        background channel, exactly as at inference (pixels whose levelness
+        argmax is background have no box, ``P_loc = 0``). The levelness is
+        detached (an argmax has no gradient anyway); with
+        ``mask_loss_levelness='gt'`` the levelness *targets* choose the level
+        where they are positive (a declared option).
 
-        Each pixel of the stride-4 grid takes the box predicted by one level
-        (:func:`build_dense_boxes` with the levelness argmax over the level
-        channels only, detached, or the levelness target where positive:
-        see ``mask_loss_levelness``); boxes are bilinearly sampled from the
-        level maps, so gradients reach the box regression of both the query
-        and the dense map, and the semantic probabilities.
+        Returns:
+            tuple[Tensor, Tensor]: (B, 4, h, w) boxes and (B, h, w) bool
+            ``valid``, see :func:`build_dense_boxes`.
         """
-        batch_size, _, height, width = sem_logits.shape
         forced_levels = None
-        if self.mask_loss_levelness == 'gt':
+        if self.mask_loss_levelness == 'gt' and targets is not None:
             forced_levels = targets.levelness_targets - 1
-        dense, _ = build_dense_boxes(
+        dense, valid = build_dense_boxes(
             bbox_preds,
             self.strides,
             levelness_logits.detach(),
             out_stride=self.semantic_stride,
-            include_background=False,
+            include_background=True,
             forced_levels=forced_levels)
-        dense = dense[:, 0]  # (B, 4, h, w): one box per pixel
-        sem_probs = sem_logits.softmax(dim=1)
+        return dense[:, 0], valid
 
-        # flat index layout: level-major, then image, then pixel
-        gt_inds = torch.cat([t.reshape(-1) for t in targets.assigned_gt_inds])
-        image_of = torch.cat([
-            torch.arange(batch_size, device=gt_inds.device).repeat_interleave(
-                t[0].numel()) for t in targets.assigned_gt_inds
-        ])
-        max_queries = self.loss_mask.max_queries_per_img
+    def mask_loss_queries(self, cls_scores: List[Tensor],
+                          centernesses: List[Tensor],
+                          bbox_preds: List[Tensor],
+                          batch_img_metas: List[dict]) -> RTPQuerySlots:
+        """``B_query`` (Eq. 4, 16): the inference's query selection
+        (:func:`select_query_slots`: class probability x centerness, per-level
+        top-k, class-wise NMS) with the head's ``test_cfg`` settings, on
+        detached outputs, at most ``loss_mask.max_queries_per_img`` per
+        image (the best-scoring ones) when that cap is set."""
+        cfg = self.test_cfg or {}
+        max_per_img = cfg.get('max_per_img', 100)
+        cap = self.loss_mask.max_queries_per_img
+        if cap is not None:
+            max_per_img = min(max_per_img, cap)
+        img_shapes = None
+        if all('img_shape' in meta for meta in batch_img_metas):
+            img_shapes = [
+                tuple(meta['img_shape'][:2]) for meta in batch_img_metas
+            ]
+        with torch.no_grad():
+            return select_query_slots(
+                [score.detach().sigmoid() for score in cls_scores],
+                [ctr.detach() for ctr in centernesses],
+                [bbox.detach() for bbox in bbox_preds],
+                self.strides,
+                img_shapes=img_shapes,
+                score_thr=cfg.get('score_thr', 0.05),
+                nms_pre=cfg.get('nms_pre', 1000),
+                iou_threshold=nms_iou_threshold(cfg.get('nms')),
+                max_per_img=max_per_img,
+                min_bbox_size=cfg.get('min_bbox_size', 0),
+                agnostic_iou_thr=cfg.get('agnostic_iou_thr'))
+
+    def _mask_loss(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                   centernesses: List[Tensor], levelness_logits: Tensor,
+                   sem_logits: Tensor, targets: FCOSMaskTargets,
+                   batch_gt_instances: InstanceList,
+                   batch_img_metas: List[dict]) -> Tensor:
+        """Explicit mask loss (Sec. 4.3, Eq. 16-18) over ``B_query``.
+
+        The queries are :meth:`mask_loss_queries` (the selection is
+        detached). Each is matched to the instance its location (FPN level
+        and cell) is assigned to (Sec. 4.1); a query at a location that no
+        instance owns has no target box ``b_j^t`` (Eq. 16's beta_j and N_j
+        are undefined) and is dropped: it neither counts in ``|B_query|``
+        nor contributes. The query box ``b_j`` is decoded again from the
+        (non-detached) regression at that location, so it equals the
+        selected box and its gradient reaches the query's regression; the
+        dense map :meth:`mask_loss_dense_boxes` carries gradient into the
+        regressions it samples. The mean runs over the queries of the whole
+        batch.
+        """
+        batch_size, _, height, width = sem_logits.shape
+        dense, valid = self.mask_loss_dense_boxes(bbox_preds,
+                                                  levelness_logits, targets)
+        slots = self.mask_loss_queries(cls_scores, centernesses, bbox_preds,
+                                       batch_img_metas)
+        # the flat location index (per image: level-major, then row, then
+        # column) of every slot, and the instance assigned there
+        device = sem_logits.device
+        featmap_sizes = [tuple(b.shape[-2:]) for b in bbox_preds]
+        level_widths = torch.tensor([w for _, w in featmap_sizes],
+                                    device=device)
+        level_offsets = torch.tensor(
+            [0] + [h * w for h, w in featmap_sizes[:-1]],
+            device=device).cumsum(0)
+        levels = slots.levels.clamp(min=0)
+        flat_index = level_offsets[levels] + slots.cells[..., 0].clamp(
+            min=0) * level_widths[levels] + slots.cells[..., 1].clamp(min=0)
+        flat_gt_inds = torch.cat(
+            [t.flatten(1) for t in targets.assigned_gt_inds], dim=1)
+        matched = flat_gt_inds.gather(1, flat_index)
+        slot_index = torch.arange(slots.levels.size(1), device=device)
+        keep = (slot_index[None] < slots.num_valid[:, None]) & (matched >= 0)
+
+        flat_ltrb = torch.cat([b.flatten(2) for b in bbox_preds],
+                              dim=2).transpose(1, 2)  # (B, S, 4)
+        flat_points = torch.cat(
+            self.prior_generator.grid_priors(
+                featmap_sizes, dtype=flat_ltrb.dtype, device=device))
+        sem_probs = sem_logits.softmax(dim=1) \
+            if self.loss_mask.use_semantic_prob else None
         losses = []
         for img_id, gt in enumerate(batch_gt_instances):
-            pos = ((gt_inds >= 0) & (image_of == img_id)).nonzero().squeeze(1)
-            if len(pos) > max_queries:
-                pos = pos[torch.randperm(len(pos), device=pos.device)
-                          [:max_queries]]
-            if len(pos) == 0:
+            chosen = keep[img_id].nonzero().squeeze(1)
+            if len(chosen) == 0:
                 continue
-            matched = gt_inds[pos]
-            labels = gt.labels.to(matched.device)[matched]
+            index = flat_index[img_id, chosen]
+            gt_inds = matched[img_id, chosen]
+            img_shape = batch_img_metas[img_id].get('img_shape')
+            query_bboxes = decode_ltrb_boxes(
+                flat_points[index], flat_ltrb[img_id, index],
+                None if img_shape is None else tuple(img_shape[:2]))
+            class_probs = None
+            if sem_probs is not None:
+                class_probs = sem_probs[img_id,
+                                        slots.labels[img_id, chosen]].flatten(1)
             losses.append(
                 rtp_query_mask_losses(
-                    decode_ltrb_boxes(flat_points[pos], flat_bbox[pos]),
-                    get_box_tensor(gt.bboxes).to(flat_bbox)[matched],
-                    self._masks_on_grid(gt, matched, height, width),
+                    query_bboxes,
+                    get_box_tensor(gt.bboxes).to(query_bboxes)[gt_inds],
+                    self._mask_fractions(gt, gt_inds, height, width),
                     dense[img_id].flatten(1),
-                    sem_probs[img_id, labels].flatten(1),
+                    valid[img_id].flatten(),
+                    class_probs,
                     iou_type=self.loss_mask.iou_type))
         if not losses:
-            # no foreground in the batch: zero, attached to the graph
-            return flat_bbox.sum() * 0 + sem_logits.sum() * 0
+            # no query at a positive location: zero, attached to the graph
+            return sum(bbox.sum() for bbox in bbox_preds) * 0
         return self.loss_mask.loss_weight * torch.cat(losses).mean()
 
-    def _masks_on_grid(self, gt: InstanceData, inds: Tensor, height: int,
-                       width: int) -> Tensor:
-        """(K, h * w) float: masks of instances ``inds`` read at the
-        stride-4 pixels ``(4 j + 2, 4 i + 2)`` (0 outside the masks)."""
+    def _mask_fractions(self, gt: InstanceData, inds: Tensor, height: int,
+                        width: int) -> Tensor:
+        """(K, h * w) float: the fraction of each stride-4 cell that the
+        masks of instances ``inds`` cover (:func:`mask_cell_fractions`),
+        each distinct instance pooled once."""
         if 'masks' not in gt:
             raise ValueError('the RTP mask loss needs gt_instances.masks; '
                              'set loss_mask=None for the weakly supervised '
                              'mode')
-        xs, ys = stride_grid_coordinates(height, width, self.semantic_stride,
-                                         inds.device, torch.long)
-        on_grid = masks_at_points(gt.masks, xs.repeat(height),
-                                  ys.repeat_interleave(width))
-        return on_grid[inds].float()
+        unique, inverse = inds.unique(return_inverse=True)
+        masks = as_mask_tensor(gt.masks)
+        fractions = mask_cell_fractions(
+            masks[unique.to(masks.device)],
+            self.semantic_stride, (height, width),
+            device=inds.device)
+        return fractions.flatten(1)[inverse]

@@ -1,6 +1,9 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""Explicit mask loss of RealTimePanoptic (Hou et al., CVPR 2020, Sec. 3.4,
-Eq. 15-19)."""
+"""Explicit mask loss of RealTimePanoptic (Hou et al., CVPR 2020, Sec. 4.3,
+Eq. 16-18)."""
+from typing import Optional
+
+import torch
 import torch.nn as nn
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
@@ -11,39 +14,49 @@ from mmpanoptic_plus.registry import MODELS
 
 def rtp_query_mask_losses(query_bboxes: Tensor,
                           target_bboxes: Tensor,
-                          target_masks: Tensor,
+                          target_fractions: Tensor,
                           dense_bboxes: Tensor,
-                          class_probs: Tensor,
-                          iou_type: str = 'iou',
-                          eps: float = 1e-6) -> Tensor:
-    """Per-query explicit mask loss.
+                          dense_valid: Optional[Tensor] = None,
+                          class_probs: Optional[Tensor] = None,
+                          iou_type: str = 'iou') -> Tensor:
+    """Per-query explicit mask loss (paper Eq. 16-18).
 
-    For query ``j`` (a positive location's *predicted* box ``B_j``, matched to
-    the target instance the location is assigned to, with box ``T_j`` and
-    mask ``G_j``), the differentiable mask of the paper's mask construction is
-    ``M_j(p) = P_loc_j(p) * P_sem(c_j)(p)`` with ``P_loc_j(p) = IoU(dense
-    box at p, B_j)`` (Sec. 3.3). The loss (Sec. 3.4) sums soft false
-    positives ``FP_j = sum_p M_j(p) (1 - G_j(p))`` and false negatives ``FN_j
-    = sum_p (1 - M_j(p)) G_j(p)``, normalised by the target's pixel count
-    ``|G_j|`` and weighted by ``IoU(B_j, T_j)``::
+    For query ``j`` (a box ``b_j`` of ``B_query`` matched to the target
+    instance with box ``b_j^t`` and mask ``M_j^t``), with ``P_loc_j(p) =
+    IoU(B(p), b_j)`` (Eq. 6) over the pixels ``p`` of the dense box map::
 
-        L_j = IoU(B_j, T_j) * (FP_j + FN_j) / |G_j|
+        E_FP_j = sum_p P_loc_j(p) (1 - G_j(p))             (Eq. 17)
+        E_FN_j = sum_p (1 - P_loc_j(p)) G_j(p)             (Eq. 18)
+        L_j = beta_j (E_FP_j + E_FN_j) / N_j               (Eq. 16 summand)
 
-    The IoU weight is detached: as a weight it says how much to trust the
-    query, and letting gradients through it would reward making the box
-    *worse* to shrink the loss.
+    with ``beta_j = IoU(b_j, b_j^t)`` (detached: a weight saying how much to
+    trust the query; a gradient through it would reward a worse box).
+
+    ``G_j(p)`` is the indicator ``1[p in M_j^t]`` read as the fraction of
+    the cell ``p`` that the mask covers (:func:`mask_cell_fractions`), and
+    ``N_j = sum_p G_j(p)``: the mask's full-resolution pixel count divided
+    by ``stride ** 2``, i.e. the paper's N_j on the grid E_FP and E_FN are
+    summed on. Reading the mask at the cell centres instead gave ``N_j = 0``
+    for a positive location of a mask that no centre hits (3 px across),
+    and a division by ~0. With fractions ``E_FN_j / N_j <= 1`` always. A
+    query whose target has ``N_j = 0`` (no pixel inside the grid) gets 0.
 
     Args:
-        query_bboxes (Tensor): (K, 4) predicted x1y1x2y2 boxes.
+        query_bboxes (Tensor): (K, 4) x1y1x2y2 query boxes ``b_j``.
         target_bboxes (Tensor): (K, 4) matched ground-truth boxes.
-        target_masks (Tensor): (K, P) {0, 1} matched masks at the P pixels
+        target_fractions (Tensor): (K, P) in [0, 1], ``G_j`` at the P pixels
             of the dense map.
-        dense_bboxes (Tensor): (4, P) x1y1x2y2 dense box of each pixel (rows).
-        class_probs (Tensor): (K, P) semantic probability of the query's
-            class at each pixel.
+        dense_bboxes (Tensor): (4, P) x1y1x2y2 dense box ``B(p)`` of each
+            pixel (rows).
+        dense_valid (Tensor, optional): (P,) bool, False where the pixel has
+            no box (levelness argmax = background, Eq. 14): ``P_loc = 0``
+            there, as at inference. None: every pixel has a box.
+        class_probs (Tensor, optional): (K, P) ``P_sem(p, c_j)``. None
+            (default, Eq. 17-18): ``P_loc`` alone. Given: ``P_loc * P_sem``,
+            the inference's soft mask (Eq. 5), a declared departure that
+            sends gradient into the semantic branch.
         iou_type (str): ``'iou'`` (paper) or ``'giou'`` (released inference
-            code) for ``P_loc``. Defaults to 'iou'.
-        eps (float): Guards empty targets.
+            code, clamped at 0) for ``P_loc``. Defaults to 'iou'.
 
     Returns:
         Tensor: (K,) losses.
@@ -53,50 +66,76 @@ def rtp_query_mask_losses(query_bboxes: Tensor,
     p_loc = box_iou_map(query_bboxes, dense_bboxes, iou_type=iou_type)
     if iou_type == 'giou':
         p_loc = p_loc.clamp(min=0)  # a probability, as in inference
-    mask_probs = p_loc * class_probs
-    target_masks = target_masks.to(mask_probs.dtype)
-    false_pos = (mask_probs * (1 - target_masks)).sum(dim=1)
-    false_neg = ((1 - mask_probs) * target_masks).sum(dim=1)
-    box_iou = bbox_overlaps(
-        query_bboxes.detach(), target_bboxes, is_aligned=True)
-    return box_iou * (false_pos + false_neg) / target_masks.sum(dim=1).clamp(
-        min=eps)
+    if dense_valid is not None:
+        p_loc = p_loc * dense_valid.to(p_loc.dtype)[None]
+    if class_probs is not None:
+        p_loc = p_loc * class_probs
+    fractions = target_fractions.to(p_loc.dtype)
+    false_pos = (p_loc * (1 - fractions)).sum(dim=1)
+    false_neg = ((1 - p_loc) * fractions).sum(dim=1)
+    num_pixels = fractions.sum(dim=1)
+    beta = bbox_overlaps(
+        query_bboxes.detach(), target_bboxes.to(query_bboxes),
+        is_aligned=True)
+    losses = beta * (false_pos + false_neg) / num_pixels.clamp(min=1e-12)
+    return torch.where(num_pixels > 0, losses, losses.new_zeros(()))
 
 
 @MODELS.register_module()
 class RTPMaskLoss(nn.Module):
-    """Mean of :func:`rtp_query_mask_losses` over the sampled queries of a
-    batch (paper Eq. 19 averages over the queries).
+    """Eq. 16: the mean of :func:`rtp_query_mask_losses` over the queries
+    ``B_query`` of a batch.
+
+    The head chooses the queries (:class:`RTPHeadLossMixin`): the boxes the
+    inference's selection keeps (score x centerness, NMS), each matched to
+    the instance its location is assigned to.
 
     Args:
-        max_queries_per_img (int): Positive locations sampled per image
-            (uniformly without replacement) so that the (K, h, w) maps stay
-            small at 1024x2048. Defaults to 32.
+        max_queries_per_img (int, optional): Cap on the queries of an image
+            (the best-scoring ones), for memory: the loss holds (K, h * w)
+            maps. None (default): the inference's ``max_per_img`` (100),
+            about 0.5 GB of maps at 1024x2048 per image.
         iou_type (str): ``P_loc`` variant. Defaults to 'iou'.
+        use_semantic_prob (bool): Multiply ``P_sem`` of the query's class
+            into ``P_loc`` (the inference's soft mask) instead of Eq. 17-18's
+            ``P_loc`` alone. Defaults to False.
         loss_weight (float): Weight. Defaults to 1.0.
     """
 
     def __init__(self,
-                 max_queries_per_img: int = 32,
+                 max_queries_per_img: Optional[int] = None,
                  iou_type: str = 'iou',
+                 use_semantic_prob: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if max_queries_per_img < 1:
-            raise ValueError('max_queries_per_img must be >= 1')
+        if max_queries_per_img is not None and max_queries_per_img < 1:
+            raise ValueError('max_queries_per_img must be >= 1 or None')
         self.max_queries_per_img = max_queries_per_img
         self.iou_type = iou_type
+        self.use_semantic_prob = use_semantic_prob
         self.loss_weight = loss_weight
 
-    def forward(self, query_bboxes: Tensor, target_bboxes: Tensor,
-                target_masks: Tensor, dense_bboxes: Tensor,
-                class_probs: Tensor) -> Tensor:
-        """Same arguments as :func:`rtp_query_mask_losses`; returns the
-        weighted mean (0 for no query)."""
+    def forward(self,
+                query_bboxes: Tensor,
+                target_bboxes: Tensor,
+                target_fractions: Tensor,
+                dense_bboxes: Tensor,
+                dense_valid: Optional[Tensor] = None,
+                class_probs: Optional[Tensor] = None) -> Tensor:
+        """Same arguments as :func:`rtp_query_mask_losses` (``class_probs``
+        is used only with ``use_semantic_prob``); returns the weighted mean
+        (0, attached to the graph, for no query)."""
+        if not self.use_semantic_prob:
+            class_probs = None
         losses = rtp_query_mask_losses(query_bboxes, target_bboxes,
-                                       target_masks, dense_bboxes,
-                                       class_probs, self.iou_type)
+                                       target_fractions, dense_bboxes,
+                                       dense_valid, class_probs,
+                                       self.iou_type)
         if losses.numel() == 0:
-            return class_probs.sum() * 0 + query_bboxes.sum() * 0
+            zero = query_bboxes.sum() * 0 + dense_bboxes.sum() * 0
+            if class_probs is not None:
+                zero = zero + class_probs.sum() * 0
+            return zero
         return self.loss_weight * losses.mean()
 
 

@@ -10,6 +10,7 @@ from .level_resampling import (output_sample_coordinates, resample_to_grid,
                                resample_to_output, sample_level_regressions,
                                sample_on_stride_grid)
 from .ltrb_boxes import decode_ltrb_boxes
+from .mask_cell_fractions import mask_cell_fractions
 from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
                                   select_query_boxes, select_query_slots,
                                   trim_query_slots)
@@ -27,5 +28,5 @@ __all__ = [
     'assign_pixels_to_segments', 'region_encodings', 'segment_means',
     'segment_similarity', 'segment_sums', 'onnx_nms', 'RTPQuerySlots',
     'nms_iou_threshold', 'select_query_boxes', 'select_query_slots',
-    'trim_query_slots'
+    'trim_query_slots', 'mask_cell_fractions'
 ]

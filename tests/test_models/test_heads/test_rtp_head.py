@@ -148,8 +148,11 @@ def test_losses_values_gradients_and_zero_things():
     head = tiny_head(regress_ranges=((-1, 8), (8, 16), (16, 32), (32, 48),
                                      (48, 1e8)))
     # boxes of about a stride at init (else the query boxes are empty and
-    # the IoU-weighted mask loss is exactly 0)
+    # the IoU-weighted mask loss is exactly 0), and class probabilities of
+    # 0.5 (above score_thr: the mask loss's queries are the inference's
+    # B_query)
     torch.nn.init.constant_(head.conv_reg.bias, 1.0)
+    torch.nn.init.constant_(head.conv_cls.bias, 0.0)
     feats = fpn_feats(128, 128, batch=3)
     feats = tuple(f.requires_grad_() for f in feats)
     gt = [

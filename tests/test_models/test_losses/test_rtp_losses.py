@@ -92,7 +92,7 @@ def test_levelness_ce_with_ignore():
         (ce0 + ce1) / 2, rel=1e-5)
 
 
-def test_mask_loss_hand_case():
+def test_mask_loss_hand_case_eq16_18():
     # a 1x4 dense map; pixels 0-1 carry exactly the query box (P_loc = 1),
     # pixels 2-3 a disjoint box (P_loc = 0); target mask = pixels 1-2
     query = torch.tensor([[0., 0., 10., 10.]])
@@ -101,17 +101,66 @@ def test_mask_loss_hand_case():
                           [10., 10., 20., 20.], [10., 10., 20., 20.]]).T
     target_mask = torch.tensor([[0., 1., 1., 0.]])
     probs = torch.tensor([[0.8, 0.6, 0.9, 0.1]])
-    # M = P_loc * P_sem = [0.8, 0.6, 0, 0]
-    fp = 0.8  # pixel 0
-    fn = (1 - 0.6) + (1 - 0.0)  # pixels 1, 2
-    expected = 0.5 * (fp + fn) / 2
-    losses = rtp_query_mask_losses(query, target_box, target_mask, dense,
-                                   probs)
+    # Eq. 17-18 with P_loc alone: E_FP = 1 (pixel 0), E_FN = 1 (pixel 2),
+    # N_j = 2, beta = 0.5 (Eq. 16)
+    expected = 0.5 * (1 + 1) / 2
+    losses = rtp_query_mask_losses(query, target_box, target_mask, dense)
     assert losses.shape == (1, )
-    assert float(losses[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(losses[0]) == pytest.approx(expected, rel=1e-6)
     loss = RTPMaskLoss(loss_weight=2.0)
+    # the class probabilities are ignored by default (Eq. 17-18)
     assert float(loss(query, target_box, target_mask, dense,
-                      probs)) == pytest.approx(2 * expected, rel=1e-5)
+                      class_probs=probs)) == pytest.approx(
+                          2 * expected, rel=1e-6)
+    # background pixels (levelness argmax 0, Eq. 14) have P_loc = 0: pixel
+    # 0 no longer counts as a false positive
+    valid = torch.tensor([False, True, True, True])
+    assert float(rtp_query_mask_losses(
+        query, target_box, target_mask, dense,
+        dense_valid=valid)[0]) == pytest.approx(0.5 * (0 + 1) / 2, rel=1e-6)
+    # the declared option: M = P_loc * P_sem = [0.8, 0.6, 0, 0]
+    fp, fn = 0.8, (1 - 0.6) + 1
+    with_sem = RTPMaskLoss(use_semantic_prob=True)
+    assert float(with_sem(query, target_box, target_mask, dense,
+                          class_probs=probs)) == pytest.approx(
+                              0.5 * (fp + fn) / 2, rel=1e-6)
+
+
+def test_mask_loss_fractional_masks_bound_the_loss():
+    # a 3 px wide mask that no cell centre hits, read as area fractions of
+    # 4x4 cells: 3 rows x (1/4 + 2/4) -> N_j = 2.25 (= 36 px / 16)
+    fractions = torch.tensor([[0., 0.25, 0.5, 0.], [0., 0.25, 0.5, 0.],
+                              [0., 0.25, 0.5, 0.]]).reshape(1, -1)
+    ys, xs = torch.meshgrid(torch.arange(3.), torch.arange(4.),
+                            indexing='ij')
+    centres = torch.stack((4 * xs + 2, 4 * ys + 2), -1).reshape(-1, 2)
+    # every pixel predicts a box of half-width h around its centre
+    def dense_of(half):
+        return torch.cat((centres - half, centres + half), 1).T
+
+    query = torch.tensor([[5., 0., 8., 12.]])  # the mask's tight box
+    target = query.clone()
+    for half in (0.5, 2.0, 6.0, 40.0):
+        dense = dense_of(half)
+        # naive Eq. 16-18
+        e_fp = e_fn = 0.0
+        for p in range(12):
+            x1, y1, x2, y2 = dense[:, p].tolist()
+            iw = max(0., min(x2, 8.) - max(x1, 5.))
+            ih = max(0., min(y2, 12.) - max(y1, 0.))
+            union = (x2 - x1) * (y2 - y1) + 36 - iw * ih
+            p_loc = iw * ih / union
+            e_fp += p_loc * (1 - float(fractions[0, p]))
+            e_fn += (1 - p_loc) * float(fractions[0, p])
+        expected = 1.0 * (e_fp + e_fn) / 2.25
+        got = rtp_query_mask_losses(query, target, fractions, dense)
+        assert float(got[0]) == pytest.approx(expected, rel=1e-5)
+        # E_FN / N_j <= 1, and here E_FP <= 12 cells: far from ~1e5
+        assert float(got[0]) < 12 / 2.25 + 1
+    # a target with no pixel on the grid gives 0, not a division by 0
+    zero = rtp_query_mask_losses(query, target, torch.zeros(1, 12),
+                                 dense_of(2.0))
+    assert float(zero[0]) == 0
 
 
 def test_mask_loss_gradients_and_empty():
@@ -119,16 +168,24 @@ def test_mask_loss_gradients_and_empty():
     dense = torch.tensor([[1., 1., 11., 11.], [0., 0., 12., 14.]],
                          requires_grad=True)
     probs = torch.tensor([[0.5, 0.7]], requires_grad=True)
-    loss = rtp_query_mask_losses(query, query.detach(),
-                                 torch.tensor([[1., 0.]]), dense.T, probs)
+    loss = rtp_query_mask_losses(query, query.detach() + 1,
+                                 torch.tensor([[1., 0.]]), dense.T)
     loss.sum().backward()
-    for tensor in (query, dense, probs):
+    for tensor in (query, dense):
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0
+    # beta_j is detached: with P_loc = 1 at the only mask pixel and 0
+    # elsewhere the loss is 0 whatever beta, and so is the query's gradient
+    query.grad = None
+    exact = torch.tensor([[0., 0., 12., 12.]], requires_grad=True)
+    rtp_query_mask_losses(exact, exact.detach() + 3, torch.tensor([[1.]]),
+                          exact.detach().T).sum().backward()
+    assert exact.grad.abs().sum() == 0
+    # the class probabilities get gradient only under the declared option
+    rtp_query_mask_losses(query, query.detach(), torch.tensor([[1., 0.]]),
+                          dense.T, class_probs=probs).sum().backward()
+    assert probs.grad.abs().sum() > 0
     # no queries: zero and finite, still attached
     empty = RTPMaskLoss()(query[:0], query[:0].detach(), probs[:0],
-                          dense.T, probs[:0])
+                          dense.T)
     assert float(empty) == 0 and torch.isfinite(empty)
-    # an empty target mask does not divide by zero
-    finite = rtp_query_mask_losses(query, query.detach(),
-                                   torch.zeros(1, 2), dense.T, probs)
-    assert torch.isfinite(finite).all()
+    assert empty.requires_grad
