@@ -1,6 +1,6 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 import copy
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,7 +10,8 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmpanoptic_plus.registry import MODELS
-from ..layers.pisr_encodings import instance_heatmaps_from_offsets
+from ..layers.pisr_encodings import (HEATMAP_RADIUS, check_heatmap_normalizer,
+                                     instance_heatmaps_from_offsets)
 from .panoptic_deeplab import PanopticDeepLab
 
 #: What the final heads see: ``'pan'`` = ``F_pan`` alone (default: the
@@ -48,7 +49,10 @@ class PanopticDeepLabPISR(PanopticDeepLab):
     3. ``S`` = softmax of the initial logits; the initial instance heatmaps
        ``I`` come from the top-K initial centers and offsets
        (:func:`instance_heatmaps_from_offsets`, ``pisr_center_threshold``,
-       ``pisr_nms_kernel``), multiplied by the binary thing map
+       ``pisr_nms_kernel``, ``pisr_heatmap_normalizer``: footnote 2's
+       normalisation, by default a fixed 16-map-pixel radius so that
+       neighbouring instances get separate heatmaps), multiplied by the
+       binary thing map
        ``argmax(S) in things`` (the paper's thing/stuff binary map).
     4. Dual decoder, one PISR per branch: ``semantic_pisr`` runs on
        ``F_s`` and ``instance_pisr`` on ``F_i``, both with the same shared
@@ -105,6 +109,11 @@ class PanopticDeepLabPISR(PanopticDeepLab):
         pisr_nms_kernel (int): Max-pool NMS window for these centers, on the
             stride-4 map. Defaults to 3 (about the 7 input pixels of the
             Cityscapes inference NMS, divided by the stride).
+        pisr_heatmap_normalizer (float or str): ``C`` of footnote 2 for the
+            initial instance heatmaps: a radius in stride-4 map pixels, or
+            ``'instance'`` / ``'image'`` (see
+            :func:`instance_heatmaps_from_offsets`). Defaults to
+            :data:`HEATMAP_RADIUS` (16).
         final_input (str): ``'pan'`` (default) or ``'concat'``, see step
             5 above.
         train_cfg (dict, optional): Unused.
@@ -126,6 +135,7 @@ class PanopticDeepLabPISR(PanopticDeepLab):
                  gamma: float = 1.0,
                  pisr_center_threshold: float = 0.1,
                  pisr_nms_kernel: int = 3,
+                 pisr_heatmap_normalizer: Union[float, str] = HEATMAP_RADIUS,
                  final_input: str = 'pan',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -150,6 +160,8 @@ class PanopticDeepLabPISR(PanopticDeepLab):
         self.gamma = gamma
         self.pisr_center_threshold = pisr_center_threshold
         self.pisr_nms_kernel = pisr_nms_kernel
+        check_heatmap_normalizer(pisr_heatmap_normalizer)
+        self.pisr_heatmap_normalizer = pisr_heatmap_normalizer
         pisr = ConfigDict(pisr)
         set_by_detector = {'in_channels', 'num_semantic', 'out_channels'}
         if set_by_detector & set(pisr):
@@ -234,7 +246,8 @@ class PanopticDeepLabPISR(PanopticDeepLab):
             thing_map,
             num_instances=self.num_instances,
             threshold=self.pisr_center_threshold,
-            nms_kernel=self.pisr_nms_kernel)
+            nms_kernel=self.pisr_nms_kernel,
+            normalizer=self.pisr_heatmap_normalizer)
         semantic_context = self.semantic_pisr(semantic_feats, sem_probs,
                                               inst_heatmaps, inst_valid)
         instance_context = self.instance_pisr(instance_feats, sem_probs,

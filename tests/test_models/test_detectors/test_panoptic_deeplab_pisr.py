@@ -357,6 +357,35 @@ def test_bad_configs_are_explained():
         1, 16, 4, 4)).shape == (1, 3, 4, 4)
 
 
+@pytest.mark.parametrize('normalizer', [None, 4.0, 'instance', 'image'])
+def test_heatmap_normalizer_reaches_the_heatmaps(monkeypatch, normalizer):
+    """``pisr_heatmap_normalizer`` (default: the 16-map-pixel radius) is
+    what the initial instance heatmaps are computed with."""
+    calls = []
+    original = pisr_module.instance_heatmaps_from_offsets
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs['normalizer'])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pisr_module, 'instance_heatmaps_from_offsets', spy)
+    cfg = tiny_model_cfg()
+    if normalizer is not None:
+        cfg['pisr_heatmap_normalizer'] = normalizer
+    model = MODELS.build(cfg)
+    model.eval()
+    with torch.no_grad():
+        model._forward(torch.rand(1, 3, 64, 64))
+    assert calls == [16.0 if normalizer is None else normalizer]
+
+
+def test_bad_heatmap_normalizer_is_refused():
+    cfg = tiny_model_cfg()
+    cfg['pisr_heatmap_normalizer'] = 'largest'
+    with pytest.raises(ValueError, match='normalizer'):
+        MODELS.build(cfg)
+
+
 def _config(name):
     return Config.fromfile(str(REPO_ROOT / 'configs' / 'pisr' / f'{name}.py'))
 

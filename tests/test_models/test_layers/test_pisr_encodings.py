@@ -1,7 +1,9 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """PISR panoptic encodings (Sec. 3.1-3.2): hand-computed E = S F^T, the
-footnote-2 instance heatmaps on a hand-built center/offset map, top-K with
-more slots than centers (and than pixels), zero centers, gradients."""
+footnote-2 instance heatmaps on hand-built center/offset maps (each
+normaliser; neighbouring instances kept apart; independent of the map size),
+a naive-loop reference, top-K with more slots than centers (and than
+pixels), zero centers, gradients."""
 import math
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from mmpanoptic_plus.models.layers import (instance_encodings,
                                            instance_heatmaps_from_offsets,
                                            semantic_encodings)
+from mmpanoptic_plus.models.postprocess import find_instance_centers
 from mmpanoptic_plus.models.utils.segment_embeddings import region_encodings
 
 
@@ -78,9 +81,12 @@ def _single_center_case():
 
 
 def test_footnote2_heatmap_hand_computed():
+    """The ``'image'`` normaliser (largest vote distance over the map), kept
+    for comparison."""
     center, offsets, thing = _single_center_case()
     heatmaps, valid = instance_heatmaps_from_offsets(
-        center, offsets, thing, num_instances=3, threshold=0.1, nms_kernel=3)
+        center, offsets, thing, num_instances=3, threshold=0.1, nms_kernel=3,
+        normalizer='image')
     assert heatmaps.shape == (1, 3, 3, 4)
     assert valid.tolist() == [[True, False, False]]
     # distances of the votes to (1, 1): 0 on columns 0-1; the farthest
@@ -108,7 +114,8 @@ def test_top_k_orders_centers_and_applies_nms():
     offsets = torch.stack([2 - ys, 3 - xs])[None]
     thing = torch.ones(1, 1, 3, 4)
     heatmaps, valid = instance_heatmaps_from_offsets(
-        center, offsets, thing, num_instances=4, threshold=0.1, nms_kernel=3)
+        center, offsets, thing, num_instances=4, threshold=0.1, nms_kernel=3,
+        normalizer='image')
     assert valid.tolist() == [[True, True, False, False]]
     # slot 0 is the strongest center (2, 3): every vote is on it; with all
     # distances 0 the normaliser is clamped and the heatmap is 1 everywhere
@@ -171,3 +178,141 @@ def test_heatmap_input_errors():
         instance_heatmaps_from_offsets(center, offsets, thing[..., :2], 2)
     with pytest.raises(ValueError, match='num_instances'):
         instance_heatmaps_from_offsets(center, offsets, thing, 0)
+
+
+def _two_cars(height=128, width=256, noise=0.7):
+    """Two thing instances (disks of radius 10 map pixels) whose centers are
+    30 map pixels apart, on a stride-4 map of a 512x1024 crop. Their pixels
+    vote for their own center up to ``noise`` map pixels per coordinate
+    (trained offsets are close, not exact); stuff pixels vote for
+    themselves (zero offsets, never trained).
+
+    Returns:
+        tuple: center heatmap, offsets, thing map, the two centers and the
+        two (H, W) member masks.
+    """
+    gen = torch.Generator().manual_seed(0)
+    centers = [(64, 100), (64, 130)]
+    ys, xs = torch.meshgrid(
+        torch.arange(float(height)), torch.arange(float(width)),
+        indexing='ij')
+    center = torch.zeros(1, 1, height, width)
+    offsets = torch.zeros(1, 2, height, width)
+    thing = torch.zeros(1, 1, height, width)
+    masks = []
+    for (cy, cx), score in zip(centers, (0.9, 0.8)):
+        mask = (ys - cy).square() + (xs - cx).square() <= 10**2
+        jitter = (torch.rand(2, height, width, generator=gen) * 2 - 1) * noise
+        offsets[0, 0][mask] = (cy - ys + jitter[0])[mask]
+        offsets[0, 1][mask] = (cx - xs + jitter[1])[mask]
+        thing[0, 0][mask] = 1.
+        center[0, 0, cy, cx] = score
+        masks.append(mask)
+    return center, offsets, thing, centers, masks
+
+
+def test_default_heatmap_keeps_a_neighbour_30_pixels_away_apart():
+    """Issue 10: the pixels of the car whose center is 30 map pixels away
+    get weight below 0.5 in the first car's heatmap, the first car's own
+    pixels stay near 1. The old normaliser (largest vote distance over the
+    whole map, ``'image'``) gave the neighbour about 0.82 here."""
+    center, offsets, thing, _, (own, other) = _two_cars()
+    heatmaps, valid = instance_heatmaps_from_offsets(
+        center, offsets, thing, num_instances=2, threshold=0.1, nms_kernel=3)
+    assert valid.all()
+    first, second = heatmaps[0]
+    assert first[own].min() > 0.9
+    assert first[other].max() < 0.5
+    assert second[other].min() > 0.9 and second[own].max() < 0.5
+    old, _ = instance_heatmaps_from_offsets(
+        center, offsets, thing, 2, 0.1, 3, normalizer='image')
+    assert old[0, 0][other].max() > 0.8
+
+
+def test_instance_normalizer_keeps_neighbours_at_zero():
+    center, offsets, thing, _, (own, other) = _two_cars()
+    heatmaps, _ = instance_heatmaps_from_offsets(
+        center, offsets, thing, 2, 0.1, 3, normalizer='instance')
+    first = heatmaps[0, 0]
+    assert torch.equal(first[other], torch.zeros_like(first[other]))
+    # the own vote spread (<= 0.7 * sqrt(2) < 1) is below the 1-pixel floor
+    assert first[own].min() > 0 and first[own].max() <= 1
+
+
+@pytest.mark.parametrize('normalizer', [16.0, 'instance'])
+def test_heatmaps_do_not_depend_on_the_map_size(normalizer):
+    """The same two instances on the map of a 512x1024 crop and on that of
+    a full 1024x2048 image (more stuff around them) give the same heatmaps
+    where the maps overlap (the ``'image'`` normaliser does not)."""
+    small = _two_cars(128, 256)
+    large = _two_cars(256, 512)
+    # same votes on the overlapping region (the jitter is drawn per map)
+    large[1][..., :128, :256] = small[1]
+    heat_small, _ = instance_heatmaps_from_offsets(
+        *small[:3], 2, 0.1, 3, normalizer=normalizer)
+    heat_large, _ = instance_heatmaps_from_offsets(
+        *large[:3], 2, 0.1, 3, normalizer=normalizer)
+    assert torch.allclose(heat_large[..., :128, :256], heat_small)
+    if normalizer == 16.0:
+        old_small, _ = instance_heatmaps_from_offsets(
+            *small[:3], 2, 0.1, 3, normalizer='image')
+        old_large, _ = instance_heatmaps_from_offsets(
+            *large[:3], 2, 0.1, 3, normalizer='image')
+        assert not torch.allclose(old_large[..., :128, :256], old_small)
+
+
+def _naive_heatmaps(centers, valid, offsets, thing, normalizer):
+    """Plain loops over centers and pixels (one image)."""
+    _, height, width = offsets.shape
+    num_slots = centers.size(0)
+    heatmaps = torch.zeros(num_slots, height, width)
+    votes = {}
+    for y in range(height):
+        for x in range(width):
+            votes[y, x] = (y + offsets[0, y, x].item(),
+                           x + offsets[1, y, x].item())
+
+    def dist(k, pixel):
+        vy, vx = votes[pixel]
+        return math.hypot(centers[k, 0].item() - vy,
+                          centers[k, 1].item() - vx)
+
+    real = [k for k in range(num_slots) if valid[k]]
+    for k in real:
+        if normalizer == 'image':
+            scale = max(max(dist(k, p) for p in votes), 1e-6)
+        elif normalizer == 'instance':
+            members = [
+                p for p in votes if thing[0][p] > 0.5
+                and min(real, key=lambda j: dist(j, p)) == k
+            ]
+            scale = max([dist(k, p) for p in members] + [1.0])
+        else:
+            scale = normalizer
+        for (y, x) in votes:
+            weight = min(max(1 - dist(k, (y, x)) / scale, 0.), 1.)
+            heatmaps[k, y, x] = weight * thing[0, y, x]
+    return heatmaps
+
+
+@pytest.mark.parametrize('normalizer', [2.5, 'instance', 'image'])
+def test_heatmaps_match_naive_loops(normalizer):
+    gen = torch.Generator().manual_seed(3)
+    center = torch.rand(1, 1, 6, 7, generator=gen)
+    offsets = torch.randn(1, 2, 6, 7, generator=gen) * 2
+    thing = (torch.rand(1, 1, 6, 7, generator=gen) > 0.3).float()
+    heatmaps, valid = instance_heatmaps_from_offsets(
+        center, offsets, thing, 4, 0.1, 3, normalizer=normalizer)
+    centers, _, ref_valid = find_instance_centers(center, 0.1, 3, top_k=4)
+    assert torch.equal(valid, ref_valid) and valid.sum() >= 2
+    expected = _naive_heatmaps(centers[0], valid[0], offsets[0], thing[0],
+                               normalizer)
+    assert torch.allclose(heatmaps[0], expected, atol=1e-5)
+
+
+def test_heatmap_normalizer_errors():
+    center, offsets, thing = _single_center_case()
+    for bad in ('largest', 0., -1., None, True):
+        with pytest.raises(ValueError, match='normalizer'):
+            instance_heatmaps_from_offsets(
+                center, offsets, thing, 2, normalizer=bad)
