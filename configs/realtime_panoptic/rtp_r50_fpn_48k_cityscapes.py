@@ -1,7 +1,9 @@
 # RealTimePanoptic R50-FPN on Cityscapes (Hou et al., CVPR 2020, Sec. 5.1):
-# 8 things + 11 stuff, 1800x900 crops of images rescaled x0.7-1.3, flip,
-# SGD lr 0.013, 48k iterations (steps at 36k / 44k), 8 GPUs x 1 image,
-# frozen BN. Semantic loss weight lambda = 1.
+# 8 things + 11 stuff, 1800x900 crops rescaled x0.7-1.3, flip, SGD lr 0.013,
+# 48k iterations (steps at 36k / 44k), 8 GPUs x 1 image, frozen BN. Semantic
+# loss weight lambda = 1. Not in the paper (declared in the README): the
+# 500-iteration warmup, bias lr x2 without decay and gradient clipping
+# (FCOS's recipe, kept for stability).
 _base_ = [
     '../_base_/datasets/cityscapes_panoptic.py',
     '../_base_/default_runtime.py', './_base_/rtp_r50_fpn.py'
@@ -19,17 +21,19 @@ train_pipeline = [
         type='LoadPanopticAnnotations',
         with_panoptic_seg=False,
         backend_args=backend_args),
-    dict(
-        type='RandomResize',
-        scale=(2048, 1024),
-        ratio_range=(0.7, 1.3),
-        keep_ratio=True),
+    # Sec. 5.3: "a random crop of 1800x900 and re-scale the crops randomly
+    # between (0.7, 1.3)": crop first, then rescale the crop
     dict(
         type='RandomCrop',
         crop_size=(1800, 900),  # (w, h)
         crop_type='absolute',
         recompute_bbox=True,
         allow_negative_crop=True),
+    dict(
+        type='RandomResize',
+        scale=(1800, 900),
+        ratio_range=(0.7, 1.3),
+        keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackPanopticInputs')
 ]

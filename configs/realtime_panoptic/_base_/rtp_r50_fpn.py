@@ -21,8 +21,11 @@ model = dict(
         depth=50,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        # frozen BN: statistics and affine parameters of the ImageNet model
+        # Sec. 5.3: "We freeze BatchNorm layers in the backbone": BN only
+        # (statistics and affine parameters of the ImageNet model); the stem
+        # and res2 weights train (mmdet's FCOS would also freeze them with
+        # frozen_stages=1)
+        frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         style='pytorch',

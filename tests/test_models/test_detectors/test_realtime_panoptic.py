@@ -176,12 +176,30 @@ def test_configs(name):
                   if t.type == 'RandomResize'][0]
         assert crop.crop_size == (1800, 900)
         assert resize.ratio_range == (0.7, 1.3)
+        # Sec. 5.3: crop 1800x900 first, then rescale the crop
+        types = [t.type for t in cfg.train_pipeline]
+        assert types.index('RandomCrop') < types.index('RandomResize')
+        assert resize.scale == (1800, 900)
     if 'coco' in name:
         assert (head.num_things, head.num_stuff) == (80, 53)
         assert head.loss_semantic.loss_weight == 0.4
         assert cfg.optim_wrapper.optimizer.lr == 0.01
         assert cfg.train_cfg.max_iters == 180000
         assert cfg.train_dataloader.batch_size == 2
+        # Sec. 5.3-5.4: lr steps 120k / 160k; test images at a longer side
+        # of 1333
+        assert cfg.param_scheduler[1].milestones == [120000, 160000]
+        for loader in (cfg.val_dataloader, cfg.test_dataloader):
+            resize = [t for t in loader.dataset.pipeline
+                      if t.type == 'Resize'][0]
+            assert resize.scale == (1333, 1333) and resize.keep_ratio
+    if name != 'rtp_r18_synthetic':
+        # paper configs: BN frozen (Sec. 5.3), nothing else; focal loss over
+        # all locations (Sec. 4.2); Eq. 17-18 without P_sem
+        assert cfg.model.backbone.frozen_stages == -1
+        assert head.cls_loss_avg == 'num_locations'
+        if head.loss_mask:
+            assert head.loss_mask.use_semantic_prob is False
     if 'weak' in name:
         assert head.assigner.use_masks is False and head.loss_mask is None
     else:
