@@ -1,5 +1,6 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 from . import transforms
+from .ade20k_panoptic import ADE20KPanopticDataset
 from .cityscapes_panoptic import CityscapesPanopticDataset
 from .coco_panoptic_format import CocoPanopticFormatDataset
 from .synthetic import generate_synthetic_panoptic
@@ -9,5 +10,6 @@ from .transforms import *  # noqa: F401,F403
 # the transforms' names follow their own __all__
 __all__ = [
     'CocoPanopticFormatDataset', 'CityscapesPanopticDataset',
-    'SyntheticPanopticDataset', 'generate_synthetic_panoptic'
+    'ADE20KPanopticDataset', 'SyntheticPanopticDataset',
+    'generate_synthetic_panoptic'
 ] + transforms.__all__
