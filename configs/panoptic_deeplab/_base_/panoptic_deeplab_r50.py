@@ -1,6 +1,10 @@
 # Panoptic-DeepLab, ResNet-50 at output stride 16 (Cheng et al., CVPR 2020),
 # as detectron2's projects/Panoptic-DeepLab (DSConv variant, the paper's
-# decoder). Datasets set num_things_classes / num_stuff_classes.
+# decoder: USE_DEPTHWISE_SEPARABLE_CONV, i.e. depthwise-separable 3x3 atrous
+# convs in ASPP, mmseg's DepthwiseSeparableASPPModule, and 5x5
+# depthwise-separable convs in the decoder fusions and the heads; the 1x1
+# ASPP branch, the image pooling branch and the projections stay plain
+# convs, as there). Datasets set num_things_classes / num_stuff_classes.
 #
 # Differences from the detectron2 reference, on purpose:
 # - backbone: mmdet's ResNet-50 (7x7 stem, torchvision weights) with a
@@ -55,6 +59,8 @@ model = dict(
             aspp_channels=256,
             aspp_dilations=(6, 12, 18),
             aspp_dropout=0.1,
+            # DSConv variant: depthwise-separable 3x3 atrous convs
+            aspp_depthwise_separable=True,
             decoder_channels=256,
             fuse_kernel_size=5,
             norm_cfg=norm_cfg),
@@ -81,6 +87,8 @@ model = dict(
             aspp_channels=256,
             aspp_dilations=(6, 12, 18),
             aspp_dropout=0.1,
+            # DSConv variant: depthwise-separable 3x3 atrous convs
+            aspp_depthwise_separable=True,
             decoder_channels=128,
             fuse_kernel_size=5,
             norm_cfg=norm_cfg),

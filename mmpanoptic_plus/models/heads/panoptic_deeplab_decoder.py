@@ -26,8 +26,12 @@ class PanopticDeepLabDecoder(BaseModule):
 
     - ASPP: image pooling branch (global average pool + 1x1 conv, upsampled
       back), a 1x1 branch and one 3x3 atrous branch per dilation (mmseg's
-      :class:`ASPPModule`), concatenated, projected by a 1x1 conv to
-      ``aspp_channels``, dropout ``aspp_dropout``.
+      :class:`ASPPModule`; with ``aspp_depthwise_separable`` the atrous
+      branches are depthwise-separable, mmseg's
+      :class:`DepthwiseSeparableASPPModule`, as detectron2's
+      ``ASPP(use_depthwise_separable_conv=True)``: the paper configs use
+      it), concatenated, projected by a 1x1 conv to ``aspp_channels``,
+      dropout ``aspp_dropout``.
     - Per low-level feature ``i`` (``low_level_in_indices``, e.g. C3 then
       C2): 1x1 projection to ``project_channels[i]``; the running decoder
       feature is bilinearly upsampled to its size, concatenated with it and

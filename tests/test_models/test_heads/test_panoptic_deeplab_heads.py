@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import DepthwiseSeparableConvModule
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmdet.structures import DetDataSample
 from mmengine.structures import PixelData
 from mmseg.models.decode_heads.aspp_head import ASPPModule
@@ -61,6 +61,34 @@ def test_decoder_layout_and_output_stride():
         MODELS.build(_decoder_cfg(project_channels=(6, )))
     with pytest.raises(ValueError, match='backbone features'):
         decoder(_feats()[:3])
+
+
+def test_depthwise_separable_aspp_branches():
+    """``aspp_depthwise_separable``: the 1x1 branch stays a plain conv, each
+    atrous 3x3 branch is a depthwise conv (groups = input channels, the
+    dilation) + BN + ReLU then a pointwise 1x1 conv + BN + ReLU, as
+    detectron2's ``ASPP(use_depthwise_separable_conv=True)``."""
+    decoder = MODELS.build(_decoder_cfg(aspp_depthwise_separable=True))
+    in_channels = decoder.in_channels[decoder.aspp_in_index]
+    plain, *atrous = decoder.aspp
+    assert isinstance(plain, ConvModule)
+    assert plain.conv.kernel_size == (1, 1) and plain.conv.groups == 1
+    assert [m.depthwise_conv.conv.dilation for m in atrous] == [(6, 6),
+                                                                (12, 12),
+                                                                (18, 18)]
+    for branch in atrous:
+        assert isinstance(branch, DepthwiseSeparableConvModule)
+        depthwise = branch.depthwise_conv
+        assert depthwise.conv.kernel_size == (3, 3)
+        assert depthwise.conv.groups == depthwise.conv.in_channels \
+            == depthwise.conv.out_channels == in_channels
+        assert depthwise.norm is not None and depthwise.with_activation
+        pointwise = branch.pointwise_conv
+        assert pointwise.conv.kernel_size == (1, 1)
+        assert pointwise.conv.out_channels == 10
+        assert pointwise.norm is not None and pointwise.with_activation
+    decoder.eval()
+    assert decoder(_feats()).shape == (2, 8, 16, 24)
 
 
 def _semantic_head(**kwargs):
