@@ -1,9 +1,12 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""RTPHead's explicit mask loss (paper Sec. 4.3, Eq. 16-18) through the head:
-bounded for a 3 px wide instance that the stride-4 grid misses, no gradient
-into the semantic branch, the background levelness channel (Eq. 14) as at
-inference, queries = the inference's B_query matched by their location's
-assignment, and Eq. 16-18 recomputed by a naive loop."""
+"""RTPHead's losses (paper Sec. 4.2-4.3, Eq. 11-18) against naive loops.
+
+The explicit mask loss (Eq. 16-18): bounded for a 3 px wide instance that the
+stride-4 grid misses, no gradient into the semantic branch, the background
+levelness channel (Eq. 14) as at inference, queries = the inference's B_query
+matched by their location's assignment, Eq. 16-18 recomputed by a loop. Then
+every loss of a two-image scene (focal, IoU, centerness BCE, levelness CE,
+hard-pixel semantic CE, mask) recomputed per location."""
 import numpy as np
 import pytest
 import torch
@@ -189,13 +192,8 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def test_mask_loss_equals_eq16_18_by_a_naive_loop():
-    torch.manual_seed(0)
-    head = tiny_head()
-    gt, sem = scene()
-    outs = head(fpn_feats(seed=3))
-    losses = head.loss_by_feat(*outs, gt, metas(), sem, None)
-    boxes, gt_inds = matched_queries(head, outs, gt)
+def naive_mask_losses(outs, gt, boxes, gt_inds):
+    """Eq. 16-18 per query by loops over the stride-4 pixels (one image)."""
     dense, valid = build_dense_boxes(outs[1], STRIDES, outs[3])
     dense = dense[0, 0].detach().numpy()
     valid = valid[0].numpy()
@@ -213,9 +211,151 @@ def test_mask_loss_equals_eq16_18_by_a_naive_loop():
                 e_fn += (1 - p_loc) * fraction[i, j]  # Eq. 18
         beta = iou(box, gt[0].bboxes[owner].tolist())
         expected.append(beta * (e_fp + e_fn) / n_j)  # Eq. 16
+    return expected
+
+
+def test_mask_loss_equals_eq16_18_by_a_naive_loop():
+    torch.manual_seed(0)
+    head = tiny_head()
+    gt, sem = scene()
+    outs = head(fpn_feats(seed=3))
+    losses = head.loss_by_feat(*outs, gt, metas(), sem, None)
+    boxes, gt_inds = matched_queries(head, outs, gt)
+    # both instances are queried, the bar included
+    assert set(gt_inds) == {0, 1}
     # the bar's mask misses the stride-4 pixels (x = 26, 30), yet it covers
     # 1/4 and 1/2 of the cells of columns 6 and 7: N_j = 144 / 16 = 9
-    bar = cell_fractions(masks[0])
+    bar = cell_fractions(gt[0].masks.masks[0])
     assert bar.sum() == 9 and bar.max() == 0.5
+    expected = naive_mask_losses(outs, gt, boxes, gt_inds)
+    assert float(losses['loss_mask']) == pytest.approx(
+        float(np.mean(expected)), rel=1e-4)
+
+def focal(logit, target, alpha=0.25, gamma=2.0):
+    """Sigmoid focal loss of one logit (Lin et al.), by hand."""
+    p = 1 / (1 + np.exp(-logit))
+    if target:
+        return -alpha * (1 - p)**gamma * np.log(p)
+    return -(1 - alpha) * p**gamma * np.log(1 - p)
+
+
+def bce(logit, target):
+    p = 1 / (1 + np.exp(-logit))
+    return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+def cross_entropy(logits, label):
+    logits = logits - logits.max()
+    return float(np.log(np.exp(logits).sum()) - logits[label])
+
+
+@pytest.mark.parametrize('cls_loss_avg', ['num_pos', 'num_locations'])
+def test_every_loss_equals_a_naive_per_location_loop(cls_loss_avg):
+    """Two images (different instances, a crowd region in the second):
+    every loss recomputed by loops over images, levels and cells (so the
+    flat level-major / image / pixel layout of the head is checked), from
+    the assigner's targets and the raw outputs."""
+    torch.manual_seed(0)
+    head = tiny_head(cls_loss_avg=cls_loss_avg)
+    (gt0, ), sem0 = scene()
+    (gt1, ), sem1 = scene(boxes=((4, 4, 40, 30), (44, 10, 47, 50)),
+                          labels=(2, 0))
+    gt = [gt0, gt1]
+    sem = torch.cat((sem0, sem1))
+    sem[1, 0, 60:, :] = 255  # ignored semantic pixels
+    crowd_mask = np.zeros((1, SIZE, SIZE), np.uint8)
+    crowd_mask[0, 48:64, 0:32] = 1
+    crowd = [
+        None,
+        InstanceData(
+            bboxes=torch.tensor([[0., 48., 32., 64.]]),
+            labels=torch.tensor([1]),
+            masks=BitmapMasks(crowd_mask, SIZE, SIZE))
+    ]
+    feats = tuple(torch.cat(pair) for pair in zip(fpn_feats(0), fpn_feats(1)))
+    outs = head(feats)
+    cls_scores, bbox_preds, centernesses, levelness, sem_logits = outs
+    img_metas = metas() * 2
+    losses = head.loss_by_feat(*outs, gt, img_metas, sem, crowd)
+    targets = head.assigner.assign(
+        [tuple(c.shape[-2:]) for c in cls_scores],
+        batch_gt_instances=gt,
+        batch_ignored_instances=crowd,
+        levelness_size=tuple(levelness.shape[-2:]))
+
+    cls_sum = box_sum = ctr_sum = 0.0
+    num_pos = num_locations = 0
+    for b in range(2):
+        for level, stride in enumerate(STRIDES):
+            height, width = cls_scores[level].shape[-2:]
+            for y in range(height):
+                for x in range(width):
+                    if targets.ignore_masks[level][b, y, x]:
+                        continue
+                    num_locations += 1
+                    label = int(targets.labels[level][b, y, x])
+                    logits = cls_scores[level][b, :, y, x].tolist()
+                    cls_sum += sum(
+                        focal(v, c == label) for c, v in enumerate(logits))
+                    if not targets.fg_masks[level][b, y, x]:
+                        continue
+                    num_pos += 1
+                    px, py = stride * x + stride // 2, stride * y + stride // 2
+                    l, t, r, btm = bbox_preds[level][b, :, y, x].tolist()
+                    tl, tt, tr, tb = targets.bbox_targets[level][b, :, y,
+                                                                 x].tolist()
+                    overlap = iou((px - l, py - t, px + r, py + btm),
+                                  (px - tl, py - tt, px + tr, py + tb))
+                    box_sum += -np.log(max(overlap, 1e-6))
+                    ctr_sum += bce(
+                        float(centernesses[level][b, 0, y, x]),
+                        float(targets.centerness_targets[level][b, y, x]))
+    assert num_pos > 0 and num_locations < 2 * (64 + 16 + 4 + 1 + 1)
+    cls_avg = num_pos if cls_loss_avg == 'num_pos' else num_locations
+    assert float(losses['loss_cls']) == pytest.approx(
+        cls_sum / cls_avg, rel=1e-4)
+    assert float(losses['loss_bbox']) == pytest.approx(
+        box_sum / num_pos, rel=1e-4)
+    assert float(losses['loss_centerness']) == pytest.approx(
+        ctr_sum / num_pos, rel=1e-4)
+
+    # levelness: CE per stride-4 pixel, crowd background ignored
+    lev_sum, lev_count = 0.0, 0
+    lev = levelness.detach().numpy()
+    for b in range(2):
+        for y in range(lev.shape[2]):
+            for x in range(lev.shape[3]):
+                if targets.levelness_ignore[b, y, x]:
+                    continue
+                lev_count += 1
+                lev_sum += cross_entropy(
+                    lev[b, :, y, x], int(targets.levelness_targets[b, y, x]))
+    assert targets.levelness_ignore.any()
+    assert float(losses['loss_levelness']) == pytest.approx(
+        lev_sum / lev_count, rel=1e-4)
+
+    # semantic: the worst round(30 %) of the batch's valid pixels, logits
+    # bilinearly upsampled to the labels
+    up = torch.nn.functional.interpolate(
+        sem_logits, size=(SIZE, SIZE), mode='bilinear',
+        align_corners=False).detach().numpy()
+    per_pixel = []
+    for b in range(2):
+        for y in range(SIZE):
+            for x in range(SIZE):
+                label = int(sem[b, 0, y, x])
+                if label != 255:
+                    per_pixel.append(cross_entropy(up[b, :, y, x], label))
+    kept = int(round(0.3 * len(per_pixel)))
+    assert float(losses['loss_sem']) == pytest.approx(
+        float(np.mean(sorted(per_pixel)[-kept:])), rel=1e-4)
+
+    # mask: Eq. 16-18 over the B_query of both images, one mean
+    expected = []
+    for b in range(2):
+        image_outs = tuple([o[b:b + 1] for o in out] if isinstance(
+            out, (list, tuple)) else out[b:b + 1] for out in outs)
+        boxes, gt_inds = matched_queries(head, image_outs, [gt[b]])
+        expected += naive_mask_losses(image_outs, [gt[b]], boxes, gt_inds)
     assert float(losses['loss_mask']) == pytest.approx(
         float(np.mean(expected)), rel=1e-4)
