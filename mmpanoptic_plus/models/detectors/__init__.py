@@ -1,11 +1,14 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .maskformer_pisr import MaskFormerPISR
 from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_deeplab_pisr import PanopticDeepLabPISR
 from .panoptic_fpn_pisr import PanopticFPNPISR
 from .realtime_panoptic import RealTimePanoptic
 from .two_stage_panoptic_base import TwoStagePanopticBase
+from .upernet_pisr import UPerNetPISR
 
 __all__ = [
-    'PanopticDeepLab', 'PanopticDeepLabPISR', 'PanopticFPNPISR',
-    'RealTimePanoptic', 'TwoStagePanopticBase'
+    'MaskFormerPISR', 'PanopticDeepLab', 'PanopticDeepLabPISR',
+    'PanopticFPNPISR', 'RealTimePanoptic', 'TwoStagePanopticBase',
+    'UPerNetPISR'
 ]

@@ -1,4 +1,6 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-"""Necks of the methods (none yet: every method so far uses mmdet's FPN)."""
+"""Necks of the methods (mmdet's FPN serves most; UPerNet's fusion is
+here)."""
+from .upernet_fusion_neck import UPerNetFusionNeck
 
-__all__ = []
+__all__ = ['UPerNetFusionNeck']
