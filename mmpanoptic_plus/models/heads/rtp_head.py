@@ -2,8 +2,8 @@
 """Unified panoptic head of RealTimePanoptic (RTP).
 
 Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
-2020, Sec. 3.1 (architecture) and 3.3 (levelness); the losses (Sec. 3.4 and
-4) are in :mod:`.rtp_head_loss_mixin`.
+2020, Sec. 4 and 4.2 (architecture, levelness); the losses (Sec. 4.2-4.3)
+are in :mod:`.rtp_head_loss_mixin`.
 """
 import math
 from typing import List, Sequence, Tuple
@@ -27,7 +27,7 @@ GLOBAL_HEAD_TYPES = ('per_level_1x1', 'concat_3x3')
 
 @MODELS.register_module()
 class RTPHead(RTPHeadLossMixin, FCOSHead):
-    """RTP's unified panoptic head (paper Sec. 3.1, Fig. 2).
+    """RTP's unified panoptic head (paper Sec. 4.2, Fig. 3).
 
     mmdet's :class:`FCOSHead` supplies the two towers shared across the FPN
     levels (each ``stacked_convs`` x (3x3 conv + GN(32) + ReLU)): its
@@ -41,7 +41,7 @@ class RTPHead(RTPHeadLossMixin, FCOSHead):
     ``* stride`` only at test time and divides its targets instead) or
     ``exp(scale * x)`` (original FCOS).
 
-    Global heads (paper Sec. 3.1 / 3.3): *levelness* (L + 1 logits, channel
+    Global heads (paper Sec. 4.2): *levelness* (L + 1 logits, channel
     0 = background) from the localization features and the full *semantic*
     logits (things first, then stuff) from the semantics features, both at
     ``semantic_stride`` (4) over the padded input. The paper and the
@@ -60,7 +60,7 @@ class RTPHead(RTPHeadLossMixin, FCOSHead):
     size (P3 upsampled x2, as the released code does: the paper's FPN has no
     P2).
 
-    Losses (Sec. 4, Eq. 11-19): :class:`RTPHeadLossMixin`. Inference: the
+    Losses (Sec. 4.2-4.3, Eq. 11-19): :class:`RTPHeadLossMixin`. Inference: the
     head gives the raw outputs of :meth:`forward`; the detector
     (:class:`RealTimePanoptic`) turns them into panoptic results.
 
@@ -86,17 +86,21 @@ class RTPHead(RTPHeadLossMixin, FCOSHead):
         loss_cls, loss_bbox, loss_centerness (dict): FCOS's losses (sigmoid
             focal, IoU, BCE).
         cls_loss_avg (str): ``'num_pos'`` (FCOS: focal loss summed and
-            divided by the foreground count, default) or ``'num_locations'``
-            (divided by the number of non-ignored locations).
+            divided by the foreground count, the class default) or
+            ``'num_locations'`` (divided by the number of non-ignored
+            locations: the paper, Sec. 4.2, and the paper configs).
         loss_levelness (dict): Levelness cross-entropy (ignore 255).
         loss_semantic (dict): Bootstrapped semantic cross-entropy.
-        loss_mask (dict, optional): :class:`RTPMaskLoss`; None disables the
-            explicit mask loss (weakly supervised mode).
+        loss_mask (dict, optional): :class:`RTPMaskLoss` (Eq. 16-18 over the
+            inference's query boxes, selected with this head's
+            ``test_cfg``); None disables the explicit mask loss (weakly
+            supervised mode).
         mask_loss_levelness (str): Level choosing each pixel's dense box in
-            the mask loss: ``'pred'`` (argmax of the predicted levelness over
-            the L level channels, detached: what inference sees, and every
-            pixel has a box so false positives anywhere count) or ``'gt'``
-            (the levelness target, where positive; predicted elsewhere).
+            the mask loss: ``'pred'`` (Eq. 14, the argmax of the predicted
+            levelness over all L + 1 channels, detached: exactly the
+            inference's map, background pixels without a box) or ``'gt'``
+            (the levelness target where it is positive, the prediction
+            elsewhere; a declared option).
     """
 
     def __init__(self,

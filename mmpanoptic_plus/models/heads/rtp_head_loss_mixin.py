@@ -2,7 +2,8 @@
 """Training side of RTP's unified panoptic head: targets and losses.
 
 Hou et al., "Real-Time Panoptic Segmentation from Dense Detections", CVPR
-2020, Sec. 3.4 and 4 (Eq. 11-19).
+2020, Sec. 4.1-4.3 (Eq. 8-19; section and equation numbers of the CVPR
+version).
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -64,22 +65,22 @@ class RTPHeadLossMixin:
         gt_sem_seg: Tensor,
         batch_gt_instances_ignore: Optional[InstanceList] = None
     ) -> Dict[str, Tensor]:
-        """RTP's losses (paper Sec. 4).
+        """RTP's losses (paper Sec. 4.2-4.3, summed as in Eq. 19).
 
-        - ``loss_cls``: sigmoid focal loss over all non-ignored locations
-          (Eq. 11), summed and divided by the foreground count (FCOS's
-          normalisation, ``cls_loss_avg='num_pos'``) or by the location
-          count (``'num_locations'``).
-        - ``loss_bbox``: IoU loss of the foreground boxes (Eq. 12), mean
+        - ``loss_cls``: sigmoid focal loss over all non-ignored locations of
+          all levels (Sec. 4.2), summed and divided by the number of those
+          locations (the paper's, ``cls_loss_avg='num_locations'``) or by the
+          foreground count (FCOS's, ``'num_pos'``).
+        - ``loss_bbox``: IoU loss of the foreground boxes (Eq. 11), mean
           over the foreground (FCOS in mmdet weights by the centerness
           target instead; the paper averages plainly).
-        - ``loss_centerness``: BCE over the foreground (Eq. 13).
+        - ``loss_centerness``: BCE over the foreground (Eq. 12).
         - ``loss_levelness``: cross-entropy over the stride-4 pixels,
-          background inside crowd regions ignored (Eq. 14).
+          background inside crowd regions ignored (Eq. 13).
         - ``loss_sem``: cross-entropy of the worst 30 % pixels, logits
-          bilinearly upsampled to the label size (weight lambda).
-        - ``loss_mask``: explicit mask loss on sampled query boxes (Sec. 3.4,
-          Eq. 15-19), when enabled.
+          bilinearly upsampled to the label size (Eq. 15, weight lambda).
+        - ``loss_mask``: explicit mask loss over the query boxes
+          ``B_query`` (Sec. 4.3, Eq. 16-18), when enabled.
 
         Args:
             cls_scores, bbox_preds, centernesses, levelness_logits,

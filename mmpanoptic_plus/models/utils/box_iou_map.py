@@ -1,7 +1,7 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """IoU between query boxes and a dense map of boxes: RTP's localization
 probability ``P_loc`` (Hou et al., CVPR 2020, Sec. 3.3), used by its
-inference mask construction and by its explicit mask loss (Sec. 3.4)."""
+inference mask construction and by its explicit mask loss (Sec. 4.3)."""
 import torch
 from torch import Tensor
 

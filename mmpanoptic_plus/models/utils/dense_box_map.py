@@ -1,9 +1,9 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Dense box map of RealTimePanoptic (Hou et al., "Real-Time Panoptic
-Segmentation from Dense Detections", CVPR 2020, Sec. 3.3; appendix B without
-levelness): every pixel of a stride-4 map carries the box that one FPN level
-predicts there. Inference queries it with NMS-kept boxes; the explicit mask
-loss (Sec. 3.4) with sampled positive locations."""
+Segmentation from Dense Detections", CVPR 2020, Sec. 4.2, Eq. 14; appendix B
+without levelness): every pixel of a stride-4 map carries the box that one FPN
+level predicts there. Inference and the explicit mask loss (Sec. 4.3) both
+query it with the NMS-kept boxes B_query."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -22,19 +22,19 @@ def build_dense_boxes(bbox_preds: Sequence[Tensor],
                       include_background: bool = True,
                       forced_levels: Optional[Tensor] = None
                       ) -> Tuple[Tensor, Tensor]:
-    """Dense box map of RTP (paper Sec. 3.3; appendix B without levelness).
+    """Dense box map of RTP (paper Eq. 14; appendix B without levelness).
 
     With levelness, pixel ``(y, x)`` of the stride-4 map takes the box that
     the level chosen by the levelness logits predicts there, anchored at the
     pixel's own image coordinate ``(X, Y) = (4x + 2, 4y + 2)``: ``(X - l, Y -
     t, X + r, Y + b)``. The level is chosen in one of two ways:
 
-    - ``include_background=True`` (inference, the paper): ``argmax_c
-      levelness[c]`` over all ``L + 1`` channels, level ``c - 1``; pixels
-      whose argmax is channel 0 (background) get no box (``valid`` False,
-      hence ``P_loc = 0``).
-    - ``include_background=False`` (what the mask loss does today, and the
-      released inference code): the argmax over the level channels
+    - ``include_background=True`` (Eq. 14; inference and the mask loss):
+      ``argmax_c levelness[c]`` over all ``L + 1`` channels, level ``c -
+      1``; pixels whose argmax is channel 0 (background) get no box
+      (``valid`` False, hence ``P_loc = 0``).
+    - ``include_background=False`` (the released inference code; the mask
+      loss used it before issue 9): the argmax over the level channels
       ``1..L`` only, so every pixel has a box.
 
     ``forced_levels`` overrides that choice where it is >= 0 (e.g. the
