@@ -25,12 +25,18 @@ train_pipeline = [
         type='LoadPanopticAnnotations',
         with_panoptic_seg=False,
         backend_args={{_base_.backend_args}}),
-    # (long cap, short target): mmcv's keep-ratio rescale takes the smaller
-    # factor, i.e. detectron2's ResizeShortestEdge(short, max_size=640)
+    # detectron2's ResizeShortestEdge(MIN_SIZE_TRAIN, max_size=640,
+    # 'choice'): the short side becomes s, drawn from {320, 384, ..., 960},
+    # unless the long side would then exceed 640, in which case the long side
+    # becomes 640 (mmdet's ResizeShortestEdge, the same rule and rounding,
+    # drawn by mmcv's RandomChoiceResize). A 640x480 image is never enlarged
+    # for s >= 480: mmcv's keep-ratio rescale to (640, s) would have grown it
+    # up to 1.33x, since it caps the long side by max(640, s), not by 640.
     dict(
         type='RandomChoiceResize',
-        scales=[(640, short) for short in range(320, 961, 64)],
-        keep_ratio=True),
+        scales=[int(x * 0.1 * 640) for x in range(5, 16)],
+        resize_type='ResizeShortestEdge',
+        max_size=640),
     dict(
         type='RandomCrop',
         crop_size=(640, 640),
