@@ -8,9 +8,10 @@ Input (``ADEChallengeData2016``, plus the instance track's
 ``annotations_instance.tar`` of the Places Challenge 2017 unpacked into it)::
 
     images/{training,validation}/<stem>.jpg
-    annotations/{training,validation}/<stem>.png           SceneParse150 ids
-    annotations_instance/{training,validation}/<stem>.png  R: instance-track
-                                                           category, G: instance
+    annotations/{training,validation}/<stem>.png
+        (H, W) SceneParse150 ids, 0 = other
+    annotations_instance/{training,validation}/<stem>.png
+        RGB: R the instance-track category (1..100), G the instance id
 
 Output (the names MaskFormer's ``prepare_ade20k_pan_seg.py`` uses, where
 ``configs/_base_/datasets/ade20k_panoptic.py`` looks)::
