@@ -108,6 +108,41 @@ def test_mask_loss_sends_no_gradient_into_the_semantic_branch():
     assert head.conv_semantic[0].weight.grad.abs().sum() > 0
 
 
+def test_query_cap_keeps_the_best_scoring_slots():
+    # background levelness everywhere: each query's loss is its beta_j
+    head = tiny_head(loss_mask=dict(type='RTPMaskLoss',
+                                    max_queries_per_img=5))
+    for conv in head.conv_levelness:
+        torch.nn.init.zeros_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+        conv.bias.data[0] = 5.0
+    gt, sem = scene()
+    outs = head(fpn_feats())
+    slots = head.mask_loss_queries(outs[0], outs[2], outs[1], metas())
+    full = select_query_slots([c.sigmoid() for c in outs[0]], outs[2],
+                              outs[1], STRIDES, img_shapes=[(SIZE, SIZE)],
+                              max_per_img=400)
+    assert int(slots.num_valid[0]) == 5
+    # the cap cuts the inference's ranking, it does not reselect
+    torch.testing.assert_close(slots.bboxes[0], full.bboxes[0, :5])
+    losses = head.loss_by_feat(*outs, gt, metas(), sem, None)
+    targets = head.assigner.assign(
+        [tuple(c.shape[-2:]) for c in outs[0]],
+        batch_gt_instances=gt,
+        levelness_size=tuple(outs[3].shape[-2:]))
+    betas = []
+    for k in range(5):
+        level = int(slots.levels[0, k])
+        y, x = slots.cells[0, k].tolist()
+        owner = int(targets.assigned_gt_inds[level][0, y, x])
+        if owner >= 0:
+            betas.append(float(bbox_overlaps(
+                slots.bboxes[0, k:k + 1], gt[0].bboxes[owner:owner + 1])))
+    assert 0 < len(betas) < 5
+    assert float(losses['loss_mask']) == pytest.approx(
+        float(np.mean(betas)), rel=1e-5)
+
+
 def matched_queries(head, outs, gt):
     """B_query of the inference selection (on the same outputs), each
     matched to the instance assigned to its location, by a loop over
