@@ -1,4 +1,5 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .ciae import CIAE
 from .maskformer_pisr import MaskFormerPISR
 from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_deeplab_pisr import PanopticDeepLabPISR
@@ -8,7 +9,7 @@ from .two_stage_panoptic_base import TwoStagePanopticBase
 from .upernet_pisr import UPerNetPISR
 
 __all__ = [
-    'MaskFormerPISR', 'PanopticDeepLab', 'PanopticDeepLabPISR',
+    'CIAE', 'MaskFormerPISR', 'PanopticDeepLab', 'PanopticDeepLabPISR',
     'PanopticFPNPISR', 'RealTimePanoptic', 'TwoStagePanopticBase',
     'UPerNetPISR'
 ]

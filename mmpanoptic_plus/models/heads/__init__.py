@@ -1,4 +1,8 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .ciae_embedding_branch import CIAEEmbeddingBranch, CoordConvUpsample
+from .ciae_head import CIAEHead
+from .ciae_head_loss_mixin import CIAEHeadLossMixin
+from .ciae_memory_embeddings import CIAEMemoryEmbeddings, memory_momentum
 from .panoptic_deeplab_decoder import PanopticDeepLabDecoder
 from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead
 from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead
@@ -6,6 +10,8 @@ from .rtp_head import RTPHead
 from .rtp_head_loss_mixin import RTPHeadLossMixin
 
 __all__ = [
+    'CIAEEmbeddingBranch', 'CoordConvUpsample', 'CIAEHead',
+    'CIAEHeadLossMixin', 'CIAEMemoryEmbeddings', 'memory_momentum',
     'PanopticDeepLabDecoder', 'PanopticDeepLabInstanceHead',
     'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin'
 ]

@@ -1,4 +1,7 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+from .ciae_embedding_loss import (CIAEEmbeddingLoss, category_rows,
+                                  top_k_embedding_loss,
+                                  triplet_embedding_terms)
 from .deeplab_weighted_pixel_loss import DeepLabWeightedPixelLoss
 from .hard_pixel_cross_entropy_aliases import (BootstrappedCrossEntropyLoss,
                                                DeepLabHardPixelCELoss,
@@ -8,6 +11,8 @@ from .hard_pixel_cross_entropy_loss import (HardPixelCrossEntropyLoss,
 from .rtp_mask_loss import RTPMaskLoss, rtp_query_mask_losses
 
 __all__ = [
+    'CIAEEmbeddingLoss', 'category_rows', 'top_k_embedding_loss',
+    'triplet_embedding_terms',
     'BootstrappedCrossEntropyLoss', 'DeepLabHardPixelCELoss',
     'DeepLabWeightedPixelLoss', 'HardPixelCrossEntropyLoss', 'RTPMaskLoss',
     'bootstrapped_cross_entropy', 'hard_pixel_cross_entropy',

@@ -1,5 +1,7 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Pure post-processing functions: head outputs -> panoptic maps."""
+from .ciae import (CIAE_TEST_CFG, assign_pixels, ciae_panoptic_predict,
+                   merge_ciae_test_cfg, query_embeddings_at_locations)
 from .exportable_nms import onnx_nms
 from .instance_center import find_instance_centers, group_pixels
 from .panoptic_deeplab import (PanopticDeepLabResult,
@@ -17,6 +19,8 @@ from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
                                   select_query_slots, trim_query_slots)
 
 __all__ = [
+    'CIAE_TEST_CFG', 'assign_pixels', 'ciae_panoptic_predict',
+    'merge_ciae_test_cfg', 'query_embeddings_at_locations',
     'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
     'vote_instance_classes', 'panoptic_deeplab_postprocess',
     'PanopticDeepLabResult', 'heuristic_panoptic_fusion', 'large_stuff_mask',

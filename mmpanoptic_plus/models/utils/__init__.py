@@ -2,6 +2,7 @@
 """Geometry and embedding ops shared by training (heads, losses, assigners)
 and inference (post-processing)."""
 from .box_iou_map import IOU_TYPES, box_iou_map
+from .box_regions import expand_boxes, pixels_in_boxes, segment_boxes
 from .dense_box_map import anchor_ltrb_on_grid, build_dense_boxes
 from .exportable_nms import onnx_nms
 from .instance_ownership import (as_mask_tensor, instance_index_map,
@@ -20,7 +21,8 @@ from .segment_embeddings import (assign_pixels_to_segments, region_encodings,
 from .stride_grid import grid_sample_coordinates, stride_grid_coordinates
 
 __all__ = [
-    'IOU_TYPES', 'box_iou_map', 'anchor_ltrb_on_grid', 'build_dense_boxes',
+    'IOU_TYPES', 'box_iou_map', 'expand_boxes', 'pixels_in_boxes',
+    'segment_boxes', 'anchor_ltrb_on_grid', 'build_dense_boxes',
     'as_mask_tensor', 'instance_index_map', 'masks_at_points',
     'output_sample_coordinates', 'resample_to_grid', 'resample_to_output',
     'sample_level_regressions', 'sample_on_stride_grid', 'decode_ltrb_boxes',
