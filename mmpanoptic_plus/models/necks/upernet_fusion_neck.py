@@ -57,9 +57,8 @@ class UPerNetFusionNeck(UPerHead):
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
-            # mmseg's type written with its scope (DESIGN.md: a bare type
-            # resolves in ours); removed right below anyway
-            loss_decode=dict(type='mmseg.CrossEntropyLoss'),
+            # no decode loss (an empty ModuleList, removed below)
+            loss_decode=[],
             align_corners=align_corners,
             init_cfg=init_cfg)
         del self.conv_seg
