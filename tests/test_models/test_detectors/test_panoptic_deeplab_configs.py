@@ -5,13 +5,17 @@ ASPP), the crops, batches and resize rules of the recipes."""
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from mmcv.cnn import DepthwiseSeparableConvModule
 from mmengine.config import Config
 from mmseg.models.decode_heads.aspp_head import ASPPModule
 from mmseg.models.decode_heads.sep_aspp_head import \
     DepthwiseSeparableASPPModule
 
+from mmpanoptic_plus.models.layers import instance_heatmaps_from_offsets
+from mmpanoptic_plus.models.postprocess import find_instance_centers
 from mmpanoptic_plus.registry import DATASETS, MODELS
 from mmpanoptic_plus.utils import register_all_modules
 
@@ -140,3 +144,133 @@ def test_old_coco_rescale_enlarged_images(fixtures_dir):
     dataset = _coco_fixture(cfg, fixtures_dir,
                             cfg.train_pipeline[:2] + [old])
     assert dataset[0]['img'].shape[:2] == (640, 959)
+
+
+def _city_fixture(cfg, fixtures_dir, pipeline):
+    return _fixture_dataset(
+        cfg, 'train_dataloader',
+        str(fixtures_dir / 'cityscapes_panoptic_sample') + '/',
+        'gtFine/cityscapes_panoptic_dummy_trainId.json',
+        dict(
+            img='leftImg8bit/',
+            seg='gtFine/cityscapes_panoptic_dummy_trainId/'),
+        pipeline,
+        img_name_template='{stem}_leftImg8bit.png')
+
+
+def test_cityscapes_paper_pipeline_offsets_units(fixtures_dir):
+    """The paper-scale Cityscapes pipeline of pisr/pdl_r50_city.py on the
+    fixture photo (800x800), rescaled x1.6 of 2048x1024 (to 1638x1638) and
+    cropped to the paper's 1024-pixel height: the offset targets are in
+    pixels of the augmented image (every instance pixel plus its offset
+    lands on the instance's mass center); the heads predict offsets in
+    pixels of the stride-4 map (targets / 4): the loss scales them back,
+    and PISR's instance heatmaps, fed map-pixel offsets, give each
+    instance's own pixels weights near 1 (fed image-pixel offsets they
+    would not)."""
+    cfg = load('pisr/pdl_r50_city.py')
+    pipeline = copy.deepcopy(cfg.train_pipeline)
+    assert pipeline[2].type == 'RandomResize' and pipeline[4].type == \
+        'RandomFlip'
+    pipeline[2].ratio_range = (1.6, 1.6)
+    pipeline[4].prob = 0.
+    dataset = _city_fixture(cfg, fixtures_dir, pipeline)
+    np.random.seed(2)  # a crop window that keeps the five cars
+    sample = dataset[0]['data_samples']
+    assert sample.img_shape == (1024, 1638)
+    offsets = sample.gt_offsets.data  # (2, H, W)
+    masks = torch.from_numpy(sample.gt_instances.masks.to_ndarray()).bool()
+    assert len(masks) >= 3
+    ys, xs = torch.meshgrid(
+        torch.arange(1024.), torch.arange(1638.), indexing='ij')
+    centers = []
+    for mask in masks:
+        center = torch.stack([ys[mask].mean(), xs[mask].mean()])
+        votes = torch.stack([ys[mask] + offsets[0][mask],
+                             xs[mask] + offsets[1][mask]])
+        assert torch.allclose(votes, center[:, None].expand_as(votes),
+                              atol=1e-2)
+        centers.append(center)
+    # instances are tens to hundreds of image pixels across
+    assert offsets.abs().max() > 100
+
+    # the heads' units: stride-4 predictions equal to the targets / 4 (map
+    # pixels) are what the offset loss wants
+    head = MODELS.build(cfg.model.instance_head)
+    center_map = sample.gt_center_heatmap.data[None, :, ::4, ::4]
+    map_offsets = offsets[None, :, ::4, ::4] / 4
+    right = head.loss_by_feat(center_map, map_offsets, [sample])
+    wrong = head.loss_by_feat(center_map, map_offsets * 4, [sample])
+    assert right['loss_offset'] * 20 < wrong['loss_offset']
+
+    # PISR's heatmaps take map-pixel offsets: each instance's pixels vote
+    # within a pixel or two of its center on the map
+    things = masks.any(0)[None, None, ::4, ::4].float()
+    num = 10  # the cars and the crowd region (which has a center too)
+    heatmaps, valid = instance_heatmaps_from_offsets(
+        center_map, map_offsets, things, num, 0.1, 3)
+    wrong_units, _ = instance_heatmaps_from_offsets(
+        center_map, map_offsets * 4, things, num, 0.1, 3)
+    slot_centers, _, _ = find_instance_centers(center_map, 0.1, 3, num)
+    for mask, center in zip(masks, centers):
+        # the slot whose center is nearest this instance's (map pixels)
+        gap = (slot_centers[0].float() - center / 4).norm(dim=1) + \
+            1e6 * (~valid[0])
+        assert gap.min() < 2
+        slot = gap.argmin()
+        own = mask[::4, ::4]
+        if own.sum() < 20:
+            continue  # a sliver left by the crop
+        assert heatmaps[0, slot][own].mean() > 0.9
+        assert wrong_units[0, slot][own].mean() < 0.3
+
+
+def _crop_hw(cfg):
+    crop = next(t for t in cfg.train_pipeline if t.type == 'RandomCrop')
+    width, height = crop.crop_size
+    return height, width
+
+
+@pytest.mark.parametrize('name, crop', [
+    ('panoptic_deeplab/pdl_r50_city.py', (1024, 2048)),
+    ('pisr/pdl_r50_city.py', (1024, 2048)),
+    ('panoptic_deeplab/pdl_r50_city_crop512.py', (512, 1024)),
+    ('pisr/pdl_r50_city_crop512.py', (512, 1024)),
+])
+def test_cityscapes_crops_and_batch(name, crop):
+    """Paper configs crop whole images (Panoptic-DeepLab's 1025x2049, i.e.
+    the 1024x2048 image without align_corners' extra pixel; detectron2's
+    README: its 512x1024 is "smaller ... than the original paper"); the
+    crop512 variants are detectron2's crop. Both: batch 32 = 8 GPUs x 4,
+    rescale x0.5-2.0 of 2048x1024, Adam 1e-3 without weight decay, 90k
+    iterations, poly 0.9."""
+    cfg = load(name)
+    assert _crop_hw(cfg) == crop
+    resize = next(t for t in cfg.train_pipeline if t.type == 'RandomResize')
+    assert resize.scale == (2048, 1024)
+    assert resize.ratio_range == (0.5, 2.0)
+    assert cfg.train_dataloader.batch_size * 8 == 32
+    assert cfg.train_dataloader.dataset.pipeline == cfg.train_pipeline
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == (
+        'Adam', 1e-3, 0.)
+    assert cfg.train_cfg.max_iters == 90000
+    poly = cfg.param_scheduler[-1]
+    assert (poly.type, poly.power, poly.end) == ('PolyLR', 0.9, 90000)
+
+
+def test_crop512_variants_differ_only_in_the_crop():
+    for family in ('panoptic_deeplab', 'pisr'):
+        full = load(f'{family}/pdl_r50_city.py')
+        small = load(f'{family}/pdl_r50_city_crop512.py')
+        assert small.model == full.model, family
+        for key in ('optim_wrapper', 'param_scheduler', 'train_cfg',
+                    'val_dataloader', 'test_dataloader'):
+            assert small[key] == full[key], (family, key)
+        differing = [
+            index for index, (a, b) in enumerate(
+                zip(full.train_pipeline, small.train_pipeline)) if a != b
+        ]
+        assert len(full.train_pipeline) == len(small.train_pipeline)
+        assert [full.train_pipeline[i].type
+                for i in differing] == ['RandomCrop'], family
