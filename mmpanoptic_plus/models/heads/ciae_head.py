@@ -131,6 +131,7 @@ class CIAEHead(CIAEHeadLossMixin, FCOSHead):
             test_cfg=test_cfg,
             **kwargs)
         branch = dict(embedding_branch)
+        branch.setdefault('type', 'CIAEEmbeddingBranch')
         branch.setdefault('in_channels', in_channels)
         branch.setdefault('embed_dim', embed_dim)
         self.embedding_branch = MODELS.build(branch)
@@ -149,6 +150,7 @@ class CIAEHead(CIAEHeadLossMixin, FCOSHead):
             raise ValueError('CIAE has no levelness: use '
                              'FCOSMaskTargetAssigner(with_levelness=False)')
         loss_embedding = dict(loss_embedding)
+        loss_embedding.setdefault('type', 'CIAEEmbeddingLoss')
         loss_embedding.setdefault('num_things', num_things)
         loss_embedding.setdefault('num_stuff', num_stuff)
         loss_embedding.setdefault('merge_things', merge_things)
