@@ -8,10 +8,12 @@ from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead
 from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead
 from .rtp_head import RTPHead
 from .rtp_head_loss_mixin import RTPHeadLossMixin
+from .upsnet_semantic_head import UPSNetSemanticHead
 
 __all__ = [
     'CIAEEmbeddingBranch', 'CoordConvUpsample', 'CIAEHead',
     'CIAEHeadLossMixin', 'CIAEMemoryEmbeddings', 'memory_momentum',
     'PanopticDeepLabDecoder', 'PanopticDeepLabInstanceHead',
-    'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin'
+    'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin',
+    'UPSNetSemanticHead'
 ]
