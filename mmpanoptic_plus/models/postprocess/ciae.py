@@ -112,11 +112,16 @@ def assign_pixels(pixel_embeds: Tensor,
     """Per-pixel argmax of ``S = P V^T`` with remote filtering (Eq. 16,
     Sec. IV-B), for one image.
 
-    ``P`` is L2-normalised here. The similarity to instance query ``k`` is
-    ``remote_similarity`` (0, the paper's) at pixels whose centre lies
-    outside ``boxes[k]``; stuff queries are never filtered. Computed over
-    bands of rows of at most ``chunk_pixels`` pixels (one matrix product and
-    one argmax per band: memory stays at ``K x chunk_pixels``).
+    ``P`` is L2-normalised (Eq. 16 compares unit vectors). With the
+    paper's ``remote_similarity = 0`` the normalisation is skipped: dividing
+    all of a pixel's scores (the filtered zeros included) by its norm
+    ``|p| > 0`` does not change their argmax, so the result is the same. The
+    similarity to instance query ``k`` is ``remote_similarity`` at pixels
+    whose centre lies outside ``boxes[k]``; stuff queries are never
+    filtered. Computed over bands of rows of at most ``chunk_pixels``
+    pixels, in a (pixel, query) layout (one matrix product and one argmax
+    over the contiguous query axis per band; memory stays at ``K x
+    chunk_pixels``).
 
     Args:
         pixel_embeds (Tensor): (E, H, W) unnormalised embeddings at the
@@ -139,7 +144,10 @@ def assign_pixels(pixel_embeds: Tensor,
                           -1,
                           dtype=torch.long,
                           device=pixel_embeds.device)
-    pixels = F.normalize(pixel_embeds, dim=0)
+    filtering = boxes is not None and len(boxes) > 0
+    pixels = pixel_embeds
+    if filtering and remote_similarity != 0:
+        pixels = F.normalize(pixel_embeds, dim=0)
     queries = queries.to(pixels.dtype)
     rows = max(1, chunk_pixels // max(width, 1))
     index = torch.empty((height, width),
@@ -147,13 +155,14 @@ def assign_pixels(pixel_embeds: Tensor,
                         device=pixels.device)
     for top in range(0, height, rows):
         band = pixels[:, top:top + rows]
-        scores = torch.einsum('ke,ehw->khw', queries, band)
-        if boxes is not None and len(boxes):
+        num_rows = band.size(1)
+        scores = band.flatten(1).T @ queries.T  # (h W, K)
+        if filtering:
             outside = ~pixels_in_boxes(
-                boxes.to(pixels.dtype), band.size(1), width, top=top)
-            scores[num_stuff:] = scores[num_stuff:].masked_fill(
-                outside, remote_similarity)
-        index[top:top + rows] = scores.argmax(dim=0)
+                boxes.to(pixels.dtype), num_rows, width, top=top)
+            scores[:, num_stuff:] = scores[:, num_stuff:].masked_fill(
+                outside.flatten(1).T, remote_similarity)
+        index[top:top + rows] = scores.argmax(dim=1).view(num_rows, width)
     return index
 
 

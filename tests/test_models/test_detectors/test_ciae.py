@@ -113,7 +113,8 @@ def test_loss_and_predict():
 @pytest.mark.parametrize('name', [
     'ciae_r50_fpn_90k_coco.py', 'ciae_r50_fpn_90k_coco_test512.py',
     'ciae_r50_fpn_90k_coco_test640.py', 'ciae_r101_fpn_90k_coco.py',
-    'ciae_r50_fpn_cityscapes.py', 'ciae_r18_synthetic.py'
+    'ciae_r50_fpn_cityscapes.py', 'ciae_r18_synthetic.py',
+    'ciae_r50_fpn_head128_90k_coco.py'
 ])
 def test_configs_parse_with_paper_settings(name):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
