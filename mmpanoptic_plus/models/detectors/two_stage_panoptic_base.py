@@ -14,6 +14,9 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmpanoptic_plus.registry import MODELS
+from ..panoptic_fusion_heads import BaseStatelessFusionHead
+
 
 class TwoStagePanopticBase(TwoStagePanopticSegmentor):
     """Shared machinery of two-stage (RPN + Mask R-CNN RoI head) panoptic
@@ -52,9 +55,15 @@ class TwoStagePanopticBase(TwoStagePanopticSegmentor):
         backbone, neck, rpn_head, roi_head, semantic_head,
         panoptic_fusion_head, train_cfg, test_cfg, data_preprocessor,
         init_cfg (dict): As mmdet's ``TwoStagePanopticSegmentor``;
-            ``rpn_head``, ``roi_head`` (with a mask head), ``semantic_head``
-            and ``panoptic_fusion_head`` are required.
+            ``rpn_head``, ``roi_head`` (with a mask head unless the subclass
+            sets ``mask_head_required = False``), ``semantic_head`` and
+            ``panoptic_fusion_head`` are required. A parameter-free fusion
+            head of ours (:class:`BaseStatelessFusionHead`) is built from
+            its own arguments (no ``test_cfg.panoptic``).
     """
+
+    #: A subclass that also runs mask-free (Faster R-CNN) sets it False.
+    mask_head_required: bool = True
 
     def __init__(self,
                  backbone: ConfigType,
@@ -72,6 +81,10 @@ class TwoStagePanopticBase(TwoStagePanopticSegmentor):
                           ('panoptic_fusion_head', panoptic_fusion_head)):
             if cfg is None:
                 raise ValueError(f'{type(self).__name__} needs a {name}')
+        fusion_cfg = ConfigDict(panoptic_fusion_head)
+        # mmdet passes test_cfg.panoptic to the fusion head it builds; a
+        # parameter-free head of ours takes its settings as arguments only
+        stateless = _is_stateless_fusion_head(fusion_cfg)
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -82,8 +95,16 @@ class TwoStagePanopticBase(TwoStagePanopticSegmentor):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
             semantic_head=ConfigDict(semantic_head),
-            panoptic_fusion_head=ConfigDict(panoptic_fusion_head))
-        if not (self.with_roi_head and self.roi_head.with_mask):
+            panoptic_fusion_head=None if stateless else fusion_cfg)
+        if stateless:
+            self.panoptic_fusion_head = MODELS.build(fusion_cfg)
+            self.num_things_classes = \
+                self.panoptic_fusion_head.num_things_classes
+            self.num_stuff_classes = \
+                self.panoptic_fusion_head.num_stuff_classes
+            self.num_classes = self.panoptic_fusion_head.num_classes
+        if self.mask_head_required and not (self.with_roi_head
+                                            and self.roi_head.with_mask):
             raise ValueError(f'{type(self).__name__} needs a roi_head with a '
                              'mask head (detections carry mask probabilities)')
 
@@ -263,21 +284,9 @@ class TwoStagePanopticBase(TwoStagePanopticSegmentor):
                 rcnn_test_cfg=rcnn_test_cfg,
                 rescale=False)
         boxes = [det.bboxes.detach() for det in detections]
-        rois = bbox2roi(boxes)
-        if rois.shape[0] == 0:
-            mask_logits = [x[0].new_zeros((0, 1, 1)) for _ in boxes]
-            mask_probs = [x[0].new_zeros((0, 1, 1)) for _ in boxes]
-        else:
-            all_logits = self.roi_head._mask_forward(x, rois)['mask_preds']
-            if self.roi_head.mask_head.class_agnostic:
-                channels = torch.zeros_like(rois[:, 0], dtype=torch.long)
-            else:
-                channels = torch.cat([det.labels for det in detections])
-            rows = torch.arange(len(rois), device=rois.device)
-            label_logits = all_logits[rows, channels]
-            sizes = [len(b) for b in boxes]
-            mask_logits = label_logits.split(sizes)
-            mask_probs = label_logits.sigmoid().split(sizes)
+        mask_logits = self.label_mask_logits(
+            x, boxes, [det.labels for det in detections])
+        mask_probs = [logits.sigmoid() for logits in mask_logits]
         return [
             InstanceData(
                 bboxes=bboxes,
@@ -287,3 +296,40 @@ class TwoStagePanopticBase(TwoStagePanopticSegmentor):
                 mask_probs=probs) for det, bboxes, logits, probs in zip(
                     detections, boxes, mask_logits, mask_probs)
         ]
+
+    def label_mask_logits(self, x: Tuple[Tensor], boxes: List[Tensor],
+                          labels: List[Tensor]) -> List[Tensor]:
+        """Mask logits of given boxes in the channel of their label (channel
+        0 for a class-agnostic mask head), with gradient.
+
+        Args:
+            x (tuple[Tensor]): FPN levels.
+            boxes (list[Tensor]): Per image (n, 4) boxes in input pixels.
+            labels (list[Tensor]): Per image (n, ) thing labels.
+
+        Returns:
+            list[Tensor]: Per image (n, h, w) logits at the mask head's RoI
+            resolution ((n, 1, 1) when the batch has no box at all).
+        """
+        rois = bbox2roi(boxes)
+        if rois.shape[0] == 0:
+            return [x[0].new_zeros((0, 1, 1)) for _ in boxes]
+        all_logits = self.roi_head._mask_forward(x, rois)['mask_preds']
+        if self.roi_head.mask_head.class_agnostic:
+            channels = torch.zeros_like(rois[:, 0], dtype=torch.long)
+        else:
+            channels = torch.cat(labels)
+        rows = torch.arange(len(rois), device=rois.device)
+        return list(all_logits[rows, channels].split([len(b)
+                                                      for b in boxes]))
+
+
+def _is_stateless_fusion_head(cfg: ConfigDict) -> bool:
+    """Whether ``cfg`` names a :class:`BaseStatelessFusionHead` subclass."""
+    head_type = cfg.get('type')
+    if not isinstance(head_type, str):
+        return isinstance(head_type, type) and issubclass(
+            head_type, BaseStatelessFusionHead)
+    head_cls = MODELS.get(head_type)
+    return head_cls is not None and issubclass(head_cls,
+                                               BaseStatelessFusionHead)
