@@ -18,6 +18,8 @@ from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
 from .segment_embeddings import (assign_pixels_to_segments, region_encodings,
                                  segment_means, segment_similarity,
                                  segment_sums)
+from .spherical_kmeans import (grid_cluster_labels, grid_shape,
+                               spherical_kmeans)
 from .stride_grid import grid_sample_coordinates, stride_grid_coordinates
 
 __all__ = [
@@ -30,5 +32,6 @@ __all__ = [
     'assign_pixels_to_segments', 'region_encodings', 'segment_means',
     'segment_similarity', 'segment_sums', 'onnx_nms', 'RTPQuerySlots',
     'nms_iou_threshold', 'select_query_boxes', 'select_query_slots',
-    'trim_query_slots', 'mask_cell_fractions'
+    'trim_query_slots', 'mask_cell_fractions', 'grid_cluster_labels',
+    'grid_shape', 'spherical_kmeans'
 ]
