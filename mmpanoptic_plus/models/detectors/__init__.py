@@ -6,10 +6,11 @@ from .panoptic_deeplab_pisr import PanopticDeepLabPISR
 from .panoptic_fpn_pisr import PanopticFPNPISR
 from .realtime_panoptic import RealTimePanoptic
 from .two_stage_panoptic_base import TwoStagePanopticBase
+from .unified import UnifiedPanoptic
 from .upernet_pisr import UPerNetPISR
 
 __all__ = [
     'CIAE', 'MaskFormerPISR', 'PanopticDeepLab', 'PanopticDeepLabPISR',
     'PanopticFPNPISR', 'RealTimePanoptic', 'TwoStagePanopticBase',
-    'UPerNetPISR'
+    'UnifiedPanoptic', 'UPerNetPISR'
 ]

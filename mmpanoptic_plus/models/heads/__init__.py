@@ -8,6 +8,9 @@ from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead
 from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead
 from .rtp_head import RTPHead
 from .rtp_head_loss_mixin import RTPHeadLossMixin
+from .unified_affinity_head import UnifiedAffinityHead
+from .unified_dynamic_potential import (POTENTIAL_VARIANTS,
+                                        UnifiedDynamicPotentialHead)
 from .upsnet_semantic_head import UPSNetSemanticHead
 
 __all__ = [
@@ -15,5 +18,6 @@ __all__ = [
     'CIAEHeadLossMixin', 'CIAEMemoryEmbeddings', 'memory_momentum',
     'PanopticDeepLabDecoder', 'PanopticDeepLabInstanceHead',
     'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin',
-    'UPSNetSemanticHead'
+    'UPSNetSemanticHead', 'UnifiedAffinityHead', 'POTENTIAL_VARIANTS',
+    'UnifiedDynamicPotentialHead'
 ]

@@ -9,6 +9,8 @@ from .hard_pixel_cross_entropy_aliases import (BootstrappedCrossEntropyLoss,
 from .hard_pixel_cross_entropy_loss import (HardPixelCrossEntropyLoss,
                                             hard_pixel_cross_entropy)
 from .rtp_mask_loss import RTPMaskLoss, rtp_query_mask_losses
+from .unified_panoptic_matching_loss import (
+    UnifiedPanopticMatchingLoss, match_segments_to_detections)
 
 __all__ = [
     'CIAEEmbeddingLoss', 'category_rows', 'top_k_embedding_loss',
@@ -16,5 +18,6 @@ __all__ = [
     'BootstrappedCrossEntropyLoss', 'DeepLabHardPixelCELoss',
     'DeepLabWeightedPixelLoss', 'HardPixelCrossEntropyLoss', 'RTPMaskLoss',
     'bootstrapped_cross_entropy', 'hard_pixel_cross_entropy',
-    'rtp_query_mask_losses'
+    'rtp_query_mask_losses', 'UnifiedPanopticMatchingLoss',
+    'match_segments_to_detections'
 ]
