@@ -6,6 +6,11 @@ from .ciae_memory_embeddings import CIAEMemoryEmbeddings, memory_momentum
 from .panoptic_deeplab_decoder import PanopticDeepLabDecoder
 from .panoptic_deeplab_instance_head import PanopticDeepLabInstanceHead
 from .panoptic_deeplab_semantic_head import PanopticDeepLabSemanticHead
+from .pss_head import PSSHead
+from .pss_seed_targets import seed_targets
+from .pss_training_segments import (PSSTrainingSegments,
+                                    pss_training_segments,
+                                    sample_ids_on_grid)
 from .rtp_head import RTPHead
 from .rtp_head_loss_mixin import RTPHeadLossMixin
 from .unified_affinity_head import UnifiedAffinityHead
@@ -18,6 +23,8 @@ __all__ = [
     'CIAEHeadLossMixin', 'CIAEMemoryEmbeddings', 'memory_momentum',
     'PanopticDeepLabDecoder', 'PanopticDeepLabInstanceHead',
     'PanopticDeepLabSemanticHead', 'RTPHead', 'RTPHeadLossMixin',
+    'PSSHead', 'seed_targets', 'PSSTrainingSegments', 'pss_training_segments',
+    'sample_ids_on_grid',
     'UPSNetSemanticHead', 'UnifiedAffinityHead', 'POTENTIAL_VARIANTS',
     'UnifiedDynamicPotentialHead'
 ]

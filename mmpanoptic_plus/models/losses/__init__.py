@@ -8,6 +8,7 @@ from .hard_pixel_cross_entropy_aliases import (BootstrappedCrossEntropyLoss,
                                                bootstrapped_cross_entropy)
 from .hard_pixel_cross_entropy_loss import (HardPixelCrossEntropyLoss,
                                             hard_pixel_cross_entropy)
+from .pss_segsort_loss import PSSSegSortLoss, segsort_loss
 from .rtp_mask_loss import RTPMaskLoss, rtp_query_mask_losses
 from .unified_panoptic_matching_loss import (
     UnifiedPanopticMatchingLoss, match_segments_to_detections)
@@ -18,6 +19,7 @@ __all__ = [
     'BootstrappedCrossEntropyLoss', 'DeepLabHardPixelCELoss',
     'DeepLabWeightedPixelLoss', 'HardPixelCrossEntropyLoss', 'RTPMaskLoss',
     'bootstrapped_cross_entropy', 'hard_pixel_cross_entropy',
+    'PSSSegSortLoss', 'segsort_loss',
     'rtp_query_mask_losses', 'UnifiedPanopticMatchingLoss',
     'match_segments_to_detections'
 ]

@@ -9,6 +9,11 @@ from .panoptic_deeplab import (PanopticDeepLabResult,
 from .panoptic_fusion import (heuristic_panoptic_fusion, large_stuff_mask,
                               merge_semantic_and_instance,
                               segments_to_panoptic, vote_instance_classes)
+from .pss import (PSS_TEST_CFG, find_seeds, pss_panoptic_predict,
+                  pss_segments, seed_segment_mask)
+from .pss_dynamic_partition import (compact_labels, dynamic_partition,
+                                    segment_concentration)
+from .pss_merging import merge_segments
 from .realtime_panoptic import (RTP_TEST_CFG, CroppedMasks, build_dense_boxes,
                                 merge_rtp_test_cfg, rtp_instance_masks, rtp_mask_probabilities,
                                 rtp_panoptic_predict,
@@ -24,7 +29,10 @@ __all__ = [
     'find_instance_centers', 'group_pixels', 'merge_semantic_and_instance',
     'vote_instance_classes', 'panoptic_deeplab_postprocess',
     'PanopticDeepLabResult', 'heuristic_panoptic_fusion', 'large_stuff_mask',
-    'segments_to_panoptic', 'RTP_TEST_CFG',
+    'segments_to_panoptic', 'RTP_TEST_CFG', 'PSS_TEST_CFG', 'find_seeds',
+    'pss_panoptic_predict', 'pss_segments', 'seed_segment_mask',
+    'compact_labels', 'dynamic_partition', 'segment_concentration',
+    'merge_segments',
     'CroppedMasks', 'build_dense_boxes', 'merge_rtp_test_cfg',
     'rtp_instance_masks',
     'rtp_mask_probabilities', 'rtp_panoptic_predict',
