@@ -32,9 +32,10 @@ def merge_segments(sums: Tensor,
     of the same class (Sec. 3.4); with ``seeded`` (Sec. 3.4) only a seed
     with a non-seed segment, the result being a seed segment.
 
-    Each step is one (L, L) row maximum (the nearest neighbours), O(L)
-    checks of the L pairs ``(m, N(mu_m))`` and an O(L C) update of the
-    merged row; the loop over merge steps is the greedy algorithm itself
+    Each step checks the L pairs ``(m, N(mu_m))`` (O(L)), recomputes the
+    merged prototype's similarities (O(L C)) and the nearest neighbours of
+    the rows that pointed at the merged segments (O(L) each), instead of an
+    (L, L) maximum; the loop over merge steps is the greedy algorithm itself
     (every merge changes the next choice).
 
     Args:
@@ -73,21 +74,21 @@ def merge_segments(sums: Tensor,
         num, dtype=torch.bool, device=device)
     sim = sim.masked_fill(dead_pair, neg_inf)
     same_class = labels[:, None] == labels[None, :]
-    index = torch.arange(num, device=device)
+    # the matrix N(.) is taken over: all live pairs, or same-class ones
+    scope = sim.masked_fill(~same_class, neg_inf) \
+        if neighbour_same_class else sim
+    # Eq. 3's pairs are (m, N(mu_m)) for every m: n = N(mu_m) or
+    # m = N(mu_n) is the pair seen from one of its two ends; best[m] =
+    # mu_m^T mu_N(m) is kept up to date row by row after each merge
+    best, nearest = scope.max(dim=1)
     while True:
-        scope = sim.masked_fill(~same_class, neg_inf) \
-            if neighbour_same_class else sim
-        # Eq. 3's pairs are (m, N(mu_m)) for every m: n = N(mu_m) or
-        # m = N(mu_n) is the pair seen from one of its two ends
-        best, nearest = scope.max(dim=1)
-        pair_sim = sim[index, nearest]
         ok = (best > neg_inf) & (labels == labels[nearest]) & mergeable & \
-            mergeable[nearest] & (pair_sim >= threshold)
+            mergeable[nearest] & (best >= threshold)
         if seeded:
             ok &= is_seed ^ is_seed[nearest]
         if not bool(ok.any()):
             break
-        first = int(pair_sim.masked_fill(~ok, neg_inf).argmax())
+        first = int(best.masked_fill(~ok, neg_inf).argmax())
         second = int(nearest[first])
         # the seed segment absorbs the non-seed one; else the lower index
         if seeded and bool(is_seed[second]) or (not seeded
@@ -103,6 +104,20 @@ def merge_segments(sums: Tensor,
         row[alive] = protos[alive] @ proto
         protos[keep] = proto
         row[keep] = neg_inf
-        sim[keep], sim[:, keep] = row, row
-        sim[drop], sim[:, drop] = neg_inf, neg_inf
+        if neighbour_same_class:
+            row = row.masked_fill(~same_class[keep], neg_inf)
+        scope[keep], scope[:, keep] = row, row
+        scope[drop], scope[:, drop] = neg_inf, neg_inf
+        # rows whose neighbour changed: recompute; others may now prefer
+        # the merged segment
+        stale = (nearest == keep) | (nearest == drop)
+        stale[keep] = True
+        stale[drop] = True
+        closer = ~stale & (row > best)
+        best = torch.where(closer, row, best)
+        nearest = torch.where(closer, torch.full_like(nearest, keep),
+                              nearest)
+        if bool(stale.any()):
+            rows = stale.nonzero()[:, 0]
+            best[rows], nearest[rows] = scope[rows].max(dim=1)
     return owner, is_seed[owner]

@@ -149,13 +149,16 @@ def _assign(pixels: Tensor, prototypes: Tensor, nonempty: Tensor,
     """E-step: (B, HW) argmax over the non-empty prototypes, -1 where not
     kept or where an image has no non-empty cluster."""
     penalty = torch.zeros_like(nonempty, dtype=pixels.dtype).masked_fill(
-        ~nonempty, float('-inf'))[..., None]  # (B, K, 1)
+        ~nonempty, float('-inf'))[:, None]  # (B, 1, K)
     num_pixels = pixels.size(-1)
+    protos_t = prototypes.to(pixels.dtype).transpose(1, 2)  # (B, C, K)
     blocks = []
     for start in range(0, num_pixels, chunk_pixels):  # pixel blocks
-        block = torch.bmm(prototypes.to(pixels.dtype),
-                          pixels[..., start:start + chunk_pixels])
-        blocks.append((block + penalty).argmax(dim=1))
+        # (B, chunk, K): the argmax runs over the contiguous last axis
+        block = torch.bmm(
+            pixels[..., start:start + chunk_pixels].transpose(1, 2),
+            protos_t)
+        blocks.append((block + penalty).argmax(dim=2))
     labels = torch.cat(blocks, dim=1) if blocks else keep.new_zeros(
         keep.shape, dtype=torch.long)
     valid = keep & nonempty.any(dim=1, keepdim=True)

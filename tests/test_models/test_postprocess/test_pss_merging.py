@@ -3,6 +3,8 @@
 hand-built prototypes."""
 import math
 
+import pytest
+
 import torch
 
 from mmpanoptic_plus.models.postprocess import merge_segments
@@ -115,3 +117,79 @@ def test_empty_and_invalid_segments_are_left_alone():
     labels = torch.tensor([0, 0, -1, 0])
     owner, _ = merge_segments(sums, labels, labels >= 0, 0.5)
     assert owner.tolist() == [0, 1, 2, 0]
+
+
+def naive_merge(sums, labels, mergeable, threshold, is_seed, seeded,
+                same_class_neighbour):
+    """Greedy Eq. 3 with everything recomputed by loops at every step."""
+    sums = [s.clone() for s in sums]
+    seed = [bool(s) for s in is_seed]
+    alive = [int(l) >= 0 and float(s.norm()) > 0
+             for l, s in zip(labels, sums)]
+    owner = list(range(len(sums)))
+    while True:
+        protos = [s / s.norm() if a else None for s, a in zip(sums, alive)]
+        best_pair, best_sim = None, None
+        for m in range(len(sums)):
+            if not alive[m]:
+                continue
+            neighbour, neighbour_sim = None, None
+            for n in range(len(sums)):
+                if n == m or not alive[n]:
+                    continue
+                if same_class_neighbour and labels[n] != labels[m]:
+                    continue
+                value = float(protos[m] @ protos[n])
+                if neighbour_sim is None or value > neighbour_sim:
+                    neighbour, neighbour_sim = n, value
+            if neighbour is None:
+                continue
+            n = neighbour
+            if labels[n] != labels[m] or not (mergeable[m] and mergeable[n]):
+                continue
+            if neighbour_sim < threshold:
+                continue
+            if seeded and seed[m] == seed[n]:
+                continue
+            if best_sim is None or neighbour_sim > best_sim:
+                best_pair, best_sim = (m, n), neighbour_sim
+        if best_pair is None:
+            break
+        m, n = best_pair
+        if seeded:
+            keep, drop = (m, n) if seed[m] else (n, m)
+        else:
+            keep, drop = min(m, n), max(m, n)
+        sums[keep] = sums[keep] + sums[drop]
+        seed[keep] = seed[keep] or seed[drop]
+        alive[drop] = False
+        owner = [keep if o == drop else o for o in owner]
+    return owner, [seed[o] for o in owner]
+
+
+@pytest.mark.parametrize('seeded,same_class', [(False, False), (True, False),
+                                               (False, True), (True, True)])
+def test_merging_equals_naive_greedy(seeded, same_class):
+    torch.manual_seed(3)
+    num = 40
+    base = torch.nn.functional.normalize(torch.randn(6, 5), dim=1)
+    direction = torch.randint(0, 6, (num, ))
+    direction[3:] = torch.arange(num - 3) % 6
+    sums = (base[direction] + 0.2 * torch.randn(num, 5)) * (
+        torch.rand(num, 1) * 5)
+    sums = sums.double()
+    # mostly one class per direction, some noise
+    labels = torch.where(torch.rand(num) < 0.8, direction % 3,
+                         torch.randint(0, 3, (num, )))
+    labels[:3] = -1
+    mergeable = labels < 2
+    is_seed = torch.rand(num) < 0.3
+    owner, owner_seed = merge_segments(sums, labels, mergeable, 0.6,
+                                       is_seed=is_seed, seeded=seeded,
+                                       neighbour_same_class=same_class)
+    ref_owner, ref_seed = naive_merge(sums, labels.tolist(),
+                                      mergeable.tolist(), 0.6, is_seed,
+                                      seeded, same_class)
+    assert owner.tolist() == ref_owner
+    assert owner_seed.tolist() == ref_seed
+    assert owner.unique().numel() <= num - 8  # merges happened
