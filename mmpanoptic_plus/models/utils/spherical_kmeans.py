@@ -22,7 +22,7 @@ chunks bound the ``(K, chunk)`` score block (K = 500 at 1024x2048 / 4 with
 the default chunk: 500 x 32768 x 4 B = 66 MB) instead of ``(K, H W)``.
 """
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F

@@ -36,7 +36,8 @@ def test_low_concentration_segment_is_split_in_four():
     new, num = dynamic_partition(labels, embeds, 2, threshold=0.99,
                                  num_splits=4)
     assert num == 5
-    expected = torch.tensor([[0, 0, 1, 1, 4, 4, 4, 4], [0, 0, 1, 1, 4, 4, 4, 4],
+    expected = torch.tensor([[0, 0, 1, 1, 4, 4, 4, 4],
+                             [0, 0, 1, 1, 4, 4, 4, 4],
                              [2, 2, 3, 3, 4, 4, 4, 4],
                              [2, 2, 3, 3, 4, 4, 4, 4]])
     assert torch.equal(new[0], expected)

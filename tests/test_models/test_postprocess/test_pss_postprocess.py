@@ -30,7 +30,8 @@ def test_seed_segment_mask():
 def two_object_embeddings():
     """16x16 map, stuff class 3 (direction e2) around two thing objects of
     class 0: object A (rows 2-7, cols 2-7) in two halves of near directions
-    (e0 and e0 + 0.5 e1, cosine 0.894), object B (rows 9-14, cols 9-14) direction e1."""
+    (e0 and e0 + 0.5 e1, cosine 0.894), object B (rows 9-14, cols 9-14)
+    direction e1."""
     embeds = torch.zeros(1, 3, 16, 16)
     embeds[0, 2] = 1
     embeds[0, :, 2:8, 2:5] = torch.tensor([1., 0., 0.])[:, None, None]
