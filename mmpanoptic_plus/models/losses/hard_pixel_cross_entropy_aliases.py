@@ -1,9 +1,9 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 """Former names of :class:`HardPixelCrossEntropyLoss`, kept so that configs
 written for mmpanoptic_plus 0.1.0 still build: the configs of users, and the
-config stored in the shipped RealTimePanoptic checkpoint
-(``demo/checkpoints/rtp_r18_synthetic-*.pth``, ``meta['cfg']``), which names
-``BootstrappedCrossEntropyLoss``. Each alias only fixes the two counting
+config stored in the RealTimePanoptic checkpoints shipped before issue 9
+(``demo/checkpoints/rtp_r18_synthetic-7cdd2556.pth`` in git history,
+``meta['cfg']``), which names ``BootstrappedCrossEntropyLoss``. Each alias only fixes the two counting
 options and keeps its old argument names; it warns once per build. New
 configs write ``type='HardPixelCrossEntropyLoss'``."""
 import warnings
