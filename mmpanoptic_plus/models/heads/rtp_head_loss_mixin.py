@@ -186,7 +186,8 @@ class RTPHeadLossMixin:
             self,
             bbox_preds: List[Tensor],
             levelness_logits: Tensor,
-            targets: Optional[FCOSMaskTargets] = None) -> Tuple[Tensor, Tensor]:
+            targets: Optional[FCOSMaskTargets] = None
+    ) -> Tuple[Tensor, Tensor]:
         """The dense box map ``B`` the mask loss queries: Eq. 14 with the
         background channel, exactly as at inference (pixels whose levelness
         argmax is background have no box, ``P_loc = 0``). The levelness is
@@ -262,7 +263,7 @@ class RTPHeadLossMixin:
         regressions it samples. The mean runs over the queries of the whole
         batch.
         """
-        batch_size, _, height, width = sem_logits.shape
+        height, width = sem_logits.shape[-2:]
         dense, valid = self.mask_loss_dense_boxes(bbox_preds,
                                                   levelness_logits, targets)
         slots = self.mask_loss_queries(cls_scores, centernesses, bbox_preds,
@@ -305,8 +306,8 @@ class RTPHeadLossMixin:
                 None if img_shape is None else tuple(img_shape[:2]))
             class_probs = None
             if sem_probs is not None:
-                class_probs = sem_probs[img_id,
-                                        slots.labels[img_id, chosen]].flatten(1)
+                labels = slots.labels[img_id, chosen]  # c_j, as Eq. 5
+                class_probs = sem_probs[img_id, labels].flatten(1)
             losses.append(
                 rtp_query_mask_losses(
                     query_bboxes,
