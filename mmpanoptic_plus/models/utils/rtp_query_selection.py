@@ -17,12 +17,12 @@ re-export / import it from here.
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .exportable_nms import onnx_nms
 from .ltrb_boxes import decode_ltrb_boxes
+from .stride_grid import level_grid_points
 
 
 class RTPQuerySlots(NamedTuple):
@@ -203,9 +203,8 @@ def select_query_slots(cls_probs: Sequence[Tensor],
                          f'{batch_size}')
     featmap_sizes = [tuple(cls_prob.shape[-2:]) for cls_prob in cls_probs]
     device = bbox_preds[0].device
-    points = MlvlPointGenerator(
-        strides, offset=0.5).grid_priors(
-            featmap_sizes, dtype=bbox_preds[0].dtype, device=device)
+    points = level_grid_points(
+        featmap_sizes, strides, dtype=bbox_preds[0].dtype, device=device)
     level_outputs = [
         _level_candidates(cls_prob, centerness, bbox_pred, level_points,
                           score_thr, nms_pre)

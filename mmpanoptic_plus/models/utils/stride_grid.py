@@ -6,7 +6,7 @@ One convention everywhere (targets, heads, losses, post-processing): cell
 * i + s // 2)``, as FCOS and mmdet's ``MlvlPointGenerator(offset=0.5)`` place
 it for even strides.
 """
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -57,3 +57,39 @@ def grid_sample_coordinates(coords: Tensor, stride: int,
         Tensor: (n,) normalised coordinates.
     """
     return 2 * coords / (stride * map_size) - 1
+
+
+def level_grid_points(featmap_sizes: Sequence[Tuple[int, int]],
+                      strides: Sequence[int],
+                      dtype: torch.dtype = torch.float32,
+                      device: torch.device = None) -> List[Tensor]:
+    """Image coordinates of every cell of each level, flattened row-major.
+
+    The same points as mmdet's ``MlvlPointGenerator(strides,
+    offset=0.5).grid_priors(featmap_sizes)`` (``s * j + s / 2``), written
+    here because mmdet's builds them with ``torch.meshgrid`` without
+    ``indexing``, which makes torch warn on every first call (a warning the
+    demo would print to every user).
+
+    Args:
+        featmap_sizes (Sequence[tuple[int, int]]): (H_l, W_l) per level.
+        strides (Sequence[int]): Stride of each level.
+        dtype (torch.dtype): Dtype of the points. Defaults to float32.
+        device (torch.device, optional): Device of the points.
+
+    Returns:
+        list[Tensor]: Per level (H_l * W_l, 2) (x, y), row ``i * W_l + j``
+        for cell (i, j).
+    """
+    if len(featmap_sizes) != len(strides):
+        raise ValueError(f'{len(featmap_sizes)} feature map sizes for '
+                         f'{len(strides)} strides')
+    points = []
+    for (height, width), stride in zip(featmap_sizes, strides):
+        xs = (torch.arange(width, device=device) * stride).to(dtype)
+        ys = (torch.arange(height, device=device) * stride).to(dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        points.append(
+            torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=-1) +
+            stride * 0.5)
+    return points

@@ -45,3 +45,24 @@ def test_grid_sample_coordinates_hit_cell_centres():
                        -1)[None]
     sampled = F.grid_sample(level, grid, align_corners=False)
     torch.testing.assert_close(sampled, level)
+
+
+def test_level_grid_points_equal_mmdet_point_generator_without_warning():
+    import warnings
+
+    from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
+
+    from mmpanoptic_plus.models.utils import level_grid_points
+    sizes, strides = [(5, 7), (3, 4), (1, 1)], [8, 16, 128]
+    expected = MlvlPointGenerator(strides, offset=0.5).grid_priors(
+        sizes, dtype=torch.float64, device='cpu')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        points = level_grid_points(sizes, strides, dtype=torch.float64)
+    for got, want in zip(points, expected):
+        assert got.dtype == torch.float64
+        assert torch.equal(got, want)
+    # cell (i, j) = (2, 3) of the 8-stride level is row 2 * 7 + 3
+    assert points[0][2 * 7 + 3].tolist() == [3 * 8 + 4, 2 * 8 + 4]
+    with pytest.raises(ValueError, match='2 feature map sizes for 3'):
+        level_grid_points(sizes[:2], strides)
