@@ -7,6 +7,7 @@ tests/test_models/test_postprocess/test_rtp_query_selection.py, its NMS
 operator in test_exportable_nms.py there."""
 import copy
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,25 @@ def test_cli_exports_and_verifies(tmp_path, capsys):
     ]) == 0
     assert read_rtp_onnx_metadata(str(tmp_path / 'random.onnx'))[
         'input']['shape'] == [1, 3, 32, 32]
+
+
+def test_cli_benchmark_times_both_paths(tmp_path, capsys):
+    cli = _load_cli()
+    config = tmp_path / 'rtp_tiny.py'
+    config.write_text(f"default_scope = 'mmpanoptic_plus'\n"
+                      f'model = {TINY_RTP!r}\n')
+    assert cli.main([
+        str(config), 'none', '--out',
+        str(tmp_path / 'bench.onnx'), '--shape', '64', '96', '--benchmark',
+        '2', '--threads', '1'
+    ]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    record = json.loads(lines[-1])
+    assert record['shape'] == [64, 96]
+    assert record['repeat'] == 2 and record['threads'] == 1
+    assert record['onnxruntime_s'] > 0 and record['pytorch_eager_s'] > 0
+    assert record['ratio'] == pytest.approx(
+        record['onnxruntime_s'] / record['pytorch_eager_s'])
+    assert 'ms/img' in lines[-2]
+    with pytest.raises(ValueError, match='N >= 1'):
+        cli.benchmark(str(tmp_path / 'bench.onnx'), None, None, None, 0)

@@ -3,7 +3,7 @@
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT \\
         --out model.onnx --shape H W [--opset 17] [--verify [--image IMG]] \\
-        [--cfg-options KEY=VALUE ...]
+        [--benchmark N [--threads T]] [--cfg-options KEY=VALUE ...]
 
 The graph takes one raw image (1, 3, H, W) float (BGR pixel values, as the
 test pipeline loads them; normalisation and padding are in the graph) and
@@ -18,11 +18,16 @@ CHECKPOINT may be ``none`` for random weights. ``--verify`` runs
 onnxruntime on ``--image`` (resized to the export shape) or on a random
 image, prints the largest absolute difference of each output against
 PyTorch and how many pixels of the panoptic map agree, and exits with 1 when
-a difference exceeds ``--tolerance``. Needs ``onnx`` (and ``onnxruntime``
+a difference exceeds ``--tolerance``. ``--benchmark N`` times, in one run and
+interleaved, N passes of onnxruntime (graph + the post-processing after it)
+against PyTorch eager (``model.predict`` on the same image, padded and
+normalised by the model's data preprocessor), after one warm-up pass each,
+and prints the medians and their ratio as a JSON line. Needs ``onnx`` (and ``onnxruntime``
 for ``--verify``): ``pip install -r requirements/optional.txt``.
 """
 import argparse
 import copy
+import json
 import logging
 import os.path as osp
 import sys
@@ -64,6 +69,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=float,
         default=1e-3,
         help='largest absolute output difference --verify accepts')
+    parser.add_argument(
+        '--benchmark',
+        type=int,
+        default=0,
+        metavar='N',
+        help='time N passes of onnxruntime against PyTorch eager')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help='intra-op threads of torch and onnxruntime for --benchmark '
+        '(0: their defaults)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -161,6 +178,66 @@ def verify(onnx_file: str, model: torch.nn.Module, image: torch.Tensor,
         panoptic_agreement=agreement)
 
 
+def benchmark(onnx_file: str, model: torch.nn.Module, image: torch.Tensor,
+              meta: dict, repeat: int, threads: int = 0) -> dict:
+    """Median seconds per image of onnxruntime (session run plus
+    :func:`onnx_outputs_to_panoptic`) and of PyTorch eager
+    (``model.predict`` through the model's data preprocessor), timed in one
+    run with the passes interleaved so that machine load hits both alike.
+
+    Returns:
+        dict: ``onnxruntime_s``, ``pytorch_eager_s``, ``ratio`` (onnxruntime
+        / eager), ``repeat`` and ``threads``.
+    """
+    import time
+
+    import onnxruntime
+    from mmdet.structures import DetDataSample
+
+    from mmpanoptic_plus.deployment import onnx_outputs_to_panoptic
+    if repeat < 1:
+        raise ValueError(f'--benchmark needs N >= 1, got {repeat}')
+    options = onnxruntime.SessionOptions()
+    if threads > 0:
+        torch.set_num_threads(threads)
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        onnx_file, options, providers=['CPUExecutionProvider'])
+    height, width = image.shape[-2:]
+
+    def run_onnx():
+        outputs = session.run(None, {'image': image.numpy()})
+        return onnx_outputs_to_panoptic(outputs, **meta['postprocess'])
+
+    def run_eager():
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(height, width),
+                ori_shape=(height, width),
+                scale_factor=(1.0, 1.0)))
+        data = model.data_preprocessor(
+            dict(inputs=[image[0]], data_samples=[sample]), False)
+        return model.predict(data['inputs'], data['data_samples'])
+
+    times = dict(onnx=[], eager=[])
+    with torch.no_grad():
+        run_onnx(), run_eager()  # warm-up
+        for _ in range(repeat):
+            for name, run in (('onnx', run_onnx), ('eager', run_eager)):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    onnx_s = float(np.median(times['onnx']))
+    eager_s = float(np.median(times['eager']))
+    return dict(
+        onnxruntime_s=onnx_s,
+        pytorch_eager_s=eager_s,
+        ratio=onnx_s / eager_s,
+        repeat=repeat,
+        threads=threads)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -181,10 +258,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         model, args.out, (height, width), opset=args.opset)
     print(f'exported {args.out} (input image 1x3x{height}x{width}, '
           f'outputs {", ".join(meta["outputs"])}, opset {args.opset})')
+    image = verification_image(height, width, args.image)
+    if args.benchmark:
+        timing = benchmark(args.out, model, image, meta, args.benchmark,
+                           args.threads)
+        print(f'onnxruntime {1000 * timing["onnxruntime_s"]:.1f} ms/img, '
+              f'PyTorch eager {1000 * timing["pytorch_eager_s"]:.1f} ms/img'
+              f' (ratio {timing["ratio"]:.3f}, median of {args.benchmark})')
+        print(json.dumps(dict(shape=[height, width], **timing)))
     if not args.verify:
         return 0
-    report = verify(args.out, model,
-                    verification_image(height, width, args.image), meta)
+    report = verify(args.out, model, image, meta)
     for name, difference in report['max_abs_diff'].items():
         print(f'max abs difference {name}: {difference:.3g}')
     print('valid queries (onnxruntime, PyTorch): '
