@@ -174,3 +174,55 @@ def test_malformed_files_go_to_the_general_decoder(tmp_path):
             read_panoptic_ids(tmp_path / f'{name}.png')
     with pytest.raises(FileNotFoundError):
         read_panoptic_runs(tmp_path / 'missing.png')
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (1, 7), (9, 1), (37, 53)])
+@pytest.mark.parametrize('num_segments', [3, 300])
+@pytest.mark.parametrize('channels', [3, 4])
+@pytest.mark.parametrize('channel_order', ['rgb', 'bgr'])
+def test_image_to_id_runs_equals_runs_of_packed_ids(shape, num_segments,
+                                                    channels, channel_order):
+    rng = np.random.default_rng(num_segments + shape[1] + channels)
+    id_map = blocky_map(rng, shape, num_segments)
+    shifts = (0, 8, 16) if channel_order == 'rgb' else (16, 8, 0)
+    pixels = np.stack([(id_map >> s) & 255 for s in shifts],
+                      -1).astype(np.uint8)
+    if channels == 4:  # alpha varies on its own and is ignored
+        alpha = rng.integers(0, 256, shape + (1, )).astype(np.uint8)
+        pixels = np.concatenate([pixels, alpha], -1)
+    runs = panoptic_id_runs.image_to_id_runs(pixels, channel_order)
+    # naive maximal runs: a scan over the flattened map
+    flat = id_map.ravel().tolist()
+    naive = [0] + [i for i in range(1, len(flat)) if flat[i] != flat[i - 1]]
+    assert runs.shape == shape
+    assert runs.starts.tolist() == naive
+    assert runs.ids.tolist() == [flat[i] for i in naive]
+    assert runs.ids.dtype == np.uint32
+
+
+def test_image_to_id_runs_hand_case_and_errors():
+    # one byte of one channel changes at a time, across a row end
+    pixels = np.array([[[1, 0, 0], [1, 0, 0], [1, 0, 1]],
+                       [[1, 0, 1], [1, 2, 1], [1, 2, 1]]], np.uint8)
+    runs = panoptic_id_runs.image_to_id_runs(pixels)
+    assert runs.starts.tolist() == [0, 2, 4]
+    assert runs.ids.tolist() == [1, 1 + 65536, 1 + 512 + 65536]
+    with pytest.raises(ValueError, match='uint8'):
+        panoptic_id_runs.image_to_id_runs(pixels[..., :2])
+    with pytest.raises(ValueError, match='channel_order'):
+        panoptic_id_runs.image_to_id_runs(pixels, 'rbg')
+
+
+def test_up_row_among_the_first_rows_is_seen_early(monkeypatch):
+    rng = np.random.default_rng(11)
+    id_map = blocky_map(rng, (12, 9), 6)
+    pixels = np.stack([(id_map >> s) & 255 for s in (0, 8, 16)],
+                      -1).astype(np.uint8)
+    filters = np.ones(12, np.int64)
+    filters[1] = 2
+    inflated = []
+    monkeypatch.setattr(panoptic_id_runs, '_inflate',
+                        lambda *args: inflated.append(args))
+    # Up in row 1: rejected from the first rows, the image is not inflated
+    assert decode_png_id_runs(handmade_png(pixels, filters)) is None
+    assert inflated == []

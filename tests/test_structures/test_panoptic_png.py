@@ -1,11 +1,14 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
+import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.evaluation.evalPanopticSemanticLabeling import rgb2id
 from PIL import Image
 
-from mmpanoptic_plus.structures import (ids_to_rgb, read_panoptic_ids,
-                                        rgb_to_ids, write_panoptic_ids)
+from mmpanoptic_plus.structures import (decode_png_id_runs, ids_to_rgb,
+                                        panoptic_png, read_panoptic_ids,
+                                        read_panoptic_runs, rgb_to_ids,
+                                        runs_to_id_map, write_panoptic_ids)
 
 
 def test_read_matches_reference_decoding(fixtures_dir):
@@ -100,3 +103,92 @@ def test_missing_file_names_the_file(tmp_path):
     # through mmengine's file backends too
     with pytest.raises(FileNotFoundError):
         read_panoptic_ids(path, backend_args=dict(backend='local'))
+
+
+def _cv2_ids(path):
+    """cv2's decoding, packed with plain integer arithmetic."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.uint32)
+    return bgr[..., 2] + 256 * bgr[..., 1] + 65536 * bgr[..., 0]
+
+
+def _blocky_ids(rng, shape, num_segments):
+    """Random rectangles of random 24-bit ids over VOID; with 300 segments
+    a block of 300 distinct ids is really present."""
+    height, width = shape
+    id_map = np.zeros(shape, np.int64)
+    for seg_id in rng.choice(np.arange(1, 256**3), num_segments, False):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        h, w = rng.integers(1, height // 2 + 2), rng.integers(1, width // 2 + 2)
+        id_map[y:y + h, x:x + w] = seg_id
+    if num_segments > 256:
+        id_map[:30, :10] = np.arange(1, 301).reshape(30, 10) * 4099
+    return id_map
+
+
+@pytest.fixture(params=['libspng', 'cv2'])
+def general_decoder(request, monkeypatch):
+    """Run a test with libspng as the general decoder (counting its calls)
+    and with the cv2 fallback."""
+    calls = []
+    if request.param == 'cv2':
+        monkeypatch.setattr(panoptic_png, '_spng_decode', None)
+    else:
+        spng_decode = pytest.importorskip('imagecodecs').spng_decode
+
+        def counted(data):
+            calls.append(len(data))
+            return spng_decode(data)
+
+        monkeypatch.setattr(panoptic_png, '_spng_decode', counted)
+    return request.param, calls
+
+
+@pytest.mark.parametrize('num_segments', [5, 300])
+@pytest.mark.parametrize('mode', ['RGB', 'RGBA'])
+def test_pil_written_pngs_equal_cv2(tmp_path, general_decoder, num_segments,
+                                    mode):
+    decoder, calls = general_decoder
+    rng = np.random.default_rng(num_segments)
+    id_map = _blocky_ids(rng, (64, 90), num_segments)
+    pixels = ids_to_rgb(id_map)
+    if mode == 'RGBA':  # alpha varies and is ignored
+        alpha = rng.integers(0, 256, (64, 90, 1)).astype(np.uint8)
+        pixels = np.concatenate([pixels, alpha], -1)
+    path = tmp_path / 'pil.png'
+    Image.fromarray(pixels, mode).save(path)
+    data = path.read_bytes()
+    # PIL's adaptive filtering: not a None/Sub-only file
+    assert decode_png_id_runs(data) is None
+    expected = _cv2_ids(path)
+    np.testing.assert_array_equal(expected, id_map)
+    runs = read_panoptic_runs(path)
+    assert runs.starts[0] == 0 and (np.diff(runs.starts) > 0).all()
+    np.testing.assert_array_equal(runs_to_id_map(runs), expected)
+    np.testing.assert_array_equal(read_panoptic_ids(path), expected)
+    assert len(calls) == (2 if decoder == 'libspng' else 0)
+
+
+def test_palette_and_16_bit_fall_back_to_cv2(tmp_path, general_decoder):
+    decoder, calls = general_decoder
+    rng = np.random.default_rng(4)
+    index_map = (_blocky_ids(rng, (40, 50), 20) % 7).astype(np.uint8)
+    palette = rng.integers(0, 256, (7, 3)).astype(np.uint8)
+    image = Image.fromarray(index_map, 'P')
+    image.putpalette(palette.ravel().tolist())
+    image.save(tmp_path / 'palette.png')
+    expected = _cv2_ids(tmp_path / 'palette.png')
+    colours = palette.astype(np.uint32)
+    np.testing.assert_array_equal(
+        expected, (colours[:, 0] + 256 * colours[:, 1] +
+                   65536 * colours[:, 2])[index_map])
+    np.testing.assert_array_equal(
+        runs_to_id_map(read_panoptic_runs(tmp_path / 'palette.png')),
+        expected)
+    np.testing.assert_array_equal(
+        read_panoptic_ids(tmp_path / 'palette.png'), expected)
+    deep = rng.integers(0, 2**16, (6, 5, 3)).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    for read in (read_panoptic_runs, read_panoptic_ids):
+        with pytest.raises(ValueError, match='not a panoptic id PNG'):
+            read(tmp_path / 'deep.png')
+    assert calls == []

@@ -12,7 +12,8 @@ data, in one run, repeats interleaved (best time kept):
 * ``pq_compute``: ours, ``nproc=1``, for each ``--threads`` T with
   ``decode_threads=T`` (PNG decoding included; ``--png-writer cv2``, the
   default, writes Sub-filtered PNGs that it decodes straight to id runs,
-  ``--png-writer pil`` adaptive-filtered ones that it decodes with cv2);
+  ``--png-writer pil`` adaptive-filtered ones that it decodes with libspng,
+  or cv2 without ``imagecodecs``, and cuts into runs);
 * ``hotcoco`` (optional, skipped with a note when not installed): its
   ``panoptic.PanopticEval`` on the same files, for each T with
   ``RAYON_NUM_THREADS=T``, in a child process (rayon reads the variable
@@ -522,7 +523,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='who writes the PNGs: cv2 (Sub-filtered rows, as our '
         'write_panoptic_ids; pq_compute decodes them as runs) or pil '
         '(adaptive filters, as cityscapesscripts and COCO; pq_compute '
-        'decodes them with cv2)')
+        'decodes them with libspng, or cv2 without imagecodecs)')
     parser.add_argument(
         '--no-hotcoco',
         action='store_true',
