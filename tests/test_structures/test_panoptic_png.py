@@ -118,7 +118,8 @@ def _blocky_ids(rng, shape, num_segments):
     id_map = np.zeros(shape, np.int64)
     for seg_id in rng.choice(np.arange(1, 256**3), num_segments, False):
         y, x = rng.integers(0, height), rng.integers(0, width)
-        h, w = rng.integers(1, height // 2 + 2), rng.integers(1, width // 2 + 2)
+        h = rng.integers(1, height // 2 + 2)
+        w = rng.integers(1, width // 2 + 2)
         id_map[y:y + h, x:x + w] = seg_id
     if num_segments > 256:
         id_map[:30, :10] = np.arange(1, 301).reshape(30, 10) * 4099
