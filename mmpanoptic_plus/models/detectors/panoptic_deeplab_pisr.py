@@ -291,20 +291,44 @@ class PanopticDeepLabPISR(PanopticDeepLab):
             ``loss_center_init``, ``loss_offset_init`` (initial x gamma).
         """
         initial, final = self.forward_initial_and_final(batch_inputs)
-        initial_losses = self.semantic_head.loss_by_feat(
-            initial.sem_logits, batch_data_samples)
-        initial_losses.update(
-            self.instance_head.loss_by_feat(initial.center, initial.offsets,
-                                            batch_data_samples))
-        losses = {
-            f'{name}_init': self.gamma * value
-            for name, value in initial_losses.items()
-        }
-        losses.update(
-            self.final_semantic_head.loss_by_feat(final.sem_logits,
-                                                  batch_data_samples))
-        losses.update(
-            self.final_instance_head.loss_by_feat(final.center,
-                                                  final.offsets,
-                                                  batch_data_samples))
-        return losses
+        return initial_and_final_losses(self, initial, final,
+                                        batch_data_samples)
+
+
+def initial_and_final_losses(model: nn.Module,
+                             initial: PanopticDeepLabOutputs,
+                             final: PanopticDeepLabOutputs,
+                             batch_data_samples: SampleList
+                             ) -> Dict[str, Tensor]:
+    """PISR's Eq. 1 on Panoptic-DeepLab-style heads: the losses of the
+    initial predictions times ``gamma`` (suffix ``_init``) plus those of the
+    final predictions. Shared by every PISR wrapper whose initial and final
+    heads are Panoptic-DeepLab's (``semantic_head`` / ``instance_head`` and
+    ``final_semantic_head`` / ``final_instance_head`` on ``model``).
+
+    Args:
+        model (nn.Module): The wrapper (its heads and ``gamma``).
+        initial (PanopticDeepLabOutputs): Initial predictions.
+        final (PanopticDeepLabOutputs): Final predictions.
+        batch_data_samples (list[DetDataSample]): With the dense targets.
+
+    Returns:
+        dict[str, Tensor]: ``loss_{sem,center,offset}`` and
+        ``loss_{sem,center,offset}_init``.
+    """
+    initial_losses = model.semantic_head.loss_by_feat(initial.sem_logits,
+                                                      batch_data_samples)
+    initial_losses.update(
+        model.instance_head.loss_by_feat(initial.center, initial.offsets,
+                                         batch_data_samples))
+    losses = {
+        f'{name}_init': model.gamma * value
+        for name, value in initial_losses.items()
+    }
+    losses.update(
+        model.final_semantic_head.loss_by_feat(final.sem_logits,
+                                               batch_data_samples))
+    losses.update(
+        model.final_instance_head.loss_by_feat(final.center, final.offsets,
+                                               batch_data_samples))
+    return losses

@@ -15,7 +15,8 @@ from ..layers.pisr_encodings import (HEATMAP_RADIUS, check_heatmap_normalizer,
 from ..necks.upernet_fusion_neck import \
     UPerNetFusionNeck  # noqa: F401 (registers it)
 from .panoptic_deeplab import PanopticDeepLab
-from .panoptic_deeplab_pisr import FINAL_INPUTS, PanopticDeepLabOutputs
+from .panoptic_deeplab_pisr import (FINAL_INPUTS, PanopticDeepLabOutputs,
+                                    initial_and_final_losses)
 
 
 @MODELS.register_module()
@@ -251,20 +252,5 @@ class UPerNetPISR(PanopticDeepLab):
             ``loss_{sem,center,offset}_init``.
         """
         initial, final = self.forward_initial_and_final(batch_inputs)
-        initial_losses = self.semantic_head.loss_by_feat(
-            initial.sem_logits, batch_data_samples)
-        initial_losses.update(
-            self.instance_head.loss_by_feat(initial.center, initial.offsets,
-                                            batch_data_samples))
-        losses = {
-            f'{name}_init': self.gamma * value
-            for name, value in initial_losses.items()
-        }
-        losses.update(
-            self.final_semantic_head.loss_by_feat(final.sem_logits,
-                                                  batch_data_samples))
-        losses.update(
-            self.final_instance_head.loss_by_feat(final.center,
-                                                  final.offsets,
-                                                  batch_data_samples))
-        return losses
+        return initial_and_final_losses(self, initial, final,
+                                        batch_data_samples)
