@@ -23,7 +23,7 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor
 
-from ..postprocess.instance_center import find_instance_centers
+from ..utils.instance_centers import find_instance_centers
 from ..utils.segment_embeddings import region_encodings
 
 #: Guards the division by the largest vote distance of the ``'image'``

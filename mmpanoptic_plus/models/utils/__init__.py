@@ -5,6 +5,7 @@ from .box_iou_map import IOU_TYPES, box_iou_map
 from .box_regions import expand_boxes, pixels_in_boxes, segment_boxes
 from .dense_box_map import anchor_ltrb_on_grid, build_dense_boxes
 from .exportable_nms import onnx_nms
+from .instance_centers import find_instance_centers
 from .instance_ownership import (as_mask_tensor, instance_index_map,
                                  masks_at_points)
 from .level_resampling import (output_sample_coordinates, resample_to_grid,
@@ -26,7 +27,8 @@ from .stride_grid import (grid_sample_coordinates, level_grid_points,
 __all__ = [
     'IOU_TYPES', 'box_iou_map', 'expand_boxes', 'pixels_in_boxes',
     'segment_boxes', 'anchor_ltrb_on_grid', 'build_dense_boxes',
-    'as_mask_tensor', 'instance_index_map', 'masks_at_points',
+    'find_instance_centers', 'as_mask_tensor', 'instance_index_map',
+    'masks_at_points',
     'output_sample_coordinates', 'resample_to_grid', 'resample_to_output',
     'sample_level_regressions', 'sample_on_stride_grid', 'decode_ltrb_boxes',
     'grid_sample_coordinates', 'level_grid_points', 'stride_grid_coordinates',
