@@ -140,7 +140,8 @@ class PanopticDeepLabPISR(PanopticDeepLab):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = None,
+                 panoptic_fusion_head: OptConfigType = None) -> None:
         super().__init__(
             backbone=backbone,
             semantic_head=semantic_head,
@@ -150,7 +151,8 @@ class PanopticDeepLabPISR(PanopticDeepLab):
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            panoptic_fusion_head=panoptic_fusion_head)
         if gamma < 0:
             raise ValueError(f'gamma must be non-negative, got {gamma}')
         if final_input not in FINAL_INPUTS:

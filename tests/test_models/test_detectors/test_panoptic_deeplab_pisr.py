@@ -539,3 +539,18 @@ def test_synthetic_config_runs_through_runner(synthetic_root, tmp_path):
     for name in LOSS_NAMES:
         history = np.asarray(scalars[f'train/{name}'].data[0])
         assert len(history) == 3 and np.isfinite(history).all(), name
+
+
+def test_panoptic_fusion_head_reaches_the_base_detector():
+    """A configured fusion head is the one PanopticDeepLabPISR predicts
+    with (it used to be dropped, leaving the default majority vote)."""
+    default = MODELS.build(tiny_model_cfg())
+    assert type(default.panoptic_fusion_head).__name__ == \
+        'MajorityVoteFusionHead'
+    cfg = tiny_model_cfg()
+    cfg.pop('test_cfg', None)
+    cfg['panoptic_fusion_head'] = dict(
+        type='MajorityVoteFusionHead', stuff_area_limit=17)
+    model = MODELS.build(cfg)
+    assert model.panoptic_fusion_head.stuff_area_limit == 17
+    assert default.panoptic_fusion_head.stuff_area_limit != 17
