@@ -15,7 +15,7 @@ from torch import Tensor
 from mmpanoptic_plus.registry import MODELS
 from ..layers.paste_masks import topk_instance_heatmaps
 from ..layers.pisr_encoder import PISREncoder  # noqa: F401 (registers it)
-from .two_stage_panoptic_base import TwoStagePanopticBase
+from .two_stage_panoptic_base import TwoStagePanopticBase, scale_loss
 
 #: Detections that make the instance heatmaps ``I``: a low score threshold
 #: and class-agnostic NMS, so that the K slots hold the K best *distinct*
@@ -324,7 +324,7 @@ class PanopticFPNPISR(TwoStagePanopticBase):
                                                      batch_data_samples)
         for key, value in init_losses.items():
             if 'loss' in key:
-                value = _scale_loss(value, self.gamma)
+                value = scale_loss(value, self.gamma)
             losses[f'{key}_init'] = value
 
         losses.update(
@@ -390,11 +390,3 @@ class PanopticFPNPISR(TwoStagePanopticBase):
         roi_outs = self.final_roi_head(pisr['enhanced_x'], rpn_results_list)
         return tuple(rpn_outs) + tuple(roi_outs) + (
             pisr['final_seg_logits'], )
-
-
-def _scale_loss(value: object, weight: float) -> object:
-    """``value * weight`` for a loss tensor or a list of them (mmdet heads
-    return either)."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(v * weight for v in value)
-    return value * weight

@@ -333,3 +333,11 @@ def _is_stateless_fusion_head(cfg: ConfigDict) -> bool:
     head_cls = MODELS.get(head_type)
     return head_cls is not None and issubclass(head_cls,
                                                BaseStatelessFusionHead)
+
+
+def scale_loss(value: object, weight: float) -> object:
+    """``value * weight`` for a loss tensor or a list of them (mmdet heads
+    return either); shared by the detectors on this base."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(v * weight for v in value)
+    return value * weight

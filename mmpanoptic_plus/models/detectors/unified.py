@@ -19,15 +19,13 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from mmpanoptic_plus.models.heads.ciae_head_loss_mixin import \
-    stack_segment_targets
 from mmpanoptic_plus.models.layers.paste_masks import paste_masks_in_grid
 from mmpanoptic_plus.models.losses import match_segments_to_detections
 from mmpanoptic_plus.models.panoptic_fusion_heads import (
     HeuristicPanopticFusionHead, SegmentFusionHead)
-from mmpanoptic_plus.models.utils import segment_boxes
+from mmpanoptic_plus.models.utils import segment_boxes, stack_segment_targets
 from mmpanoptic_plus.registry import MODELS
-from .two_stage_panoptic_base import TwoStagePanopticBase
+from .two_stage_panoptic_base import TwoStagePanopticBase, scale_loss
 
 #: Detections fed into the panoptic submodule, in training as in inference
 #: (Sec. 3.3: D detections; the paper's memory example uses D = 100). The
@@ -332,7 +330,7 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         losses.update(self.roi_head_loss(x, proposals, batch_data_samples))
         for key in list(losses):
             if 'loss' in key:
-                losses[key] = _scale_loss(losses[key],
+                losses[key] = scale_loss(losses[key],
                                           self.detection_loss_weight)
         seg_logits = self.semantic_head(x)['seg_preds']
         losses.update(
@@ -440,10 +438,3 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         detections = self.predicted_detections(x, batch_img_metas, proposals)
         return (seg_logits, ) + tuple(
             self.panoptic_logits(seg_logits, x, detections, batch_img_metas))
-
-
-def _scale_loss(value: object, weight: float) -> object:
-    """``value * weight`` for a loss tensor or a list of them."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(v * weight for v in value)
-    return value * weight

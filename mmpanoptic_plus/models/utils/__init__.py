@@ -21,6 +21,7 @@ from .segment_embeddings import (assign_pixels_to_segments, region_encodings,
                                  segment_sums)
 from .spherical_kmeans import (grid_cluster_labels, grid_shape,
                                spherical_kmeans)
+from .segment_targets import stack_segment_targets
 from .stride_grid import (grid_sample_coordinates, level_grid_points,
                           stride_grid_coordinates)
 
@@ -31,7 +32,7 @@ __all__ = [
     'masks_at_points',
     'output_sample_coordinates', 'resample_to_grid', 'resample_to_output',
     'sample_level_regressions', 'sample_on_stride_grid', 'decode_ltrb_boxes',
-    'grid_sample_coordinates', 'level_grid_points', 'stride_grid_coordinates',
+    'stack_segment_targets', 'grid_sample_coordinates', 'level_grid_points', 'stride_grid_coordinates',
     'assign_pixels_to_segments', 'region_encodings', 'segment_means',
     'segment_similarity', 'segment_sums', 'onnx_nms', 'RTPQuerySlots',
     'nms_iou_threshold', 'select_query_boxes', 'select_query_slots',
