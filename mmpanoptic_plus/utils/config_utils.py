@@ -1,5 +1,5 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
-from typing import Any
+from typing import Any, Mapping, Optional
 
 
 def drop_pretrained_init(node: Any) -> None:
@@ -30,3 +30,34 @@ def drop_pretrained_init(node: Any) -> None:
     elif isinstance(node, (list, tuple)):
         for value in node:
             drop_pretrained_init(value)
+
+
+def merge_test_cfg(defaults: Mapping,
+                   *overrides: Optional[Mapping],
+                   name: str = '') -> dict:
+    """``defaults`` updated by each of ``overrides`` in turn (None or empty
+    ones skipped), refusing keys ``defaults`` does not have, so that a
+    misspelt post-processing setting is an error rather than ignored.
+
+    Args:
+        defaults (Mapping): Every known key with its default.
+        *overrides (Mapping, optional): Settings applied in order.
+        name (str): Method named in the error, e.g. ``'RTP'``.
+
+    Returns:
+        dict: The merged settings (a new dict).
+
+    Raises:
+        KeyError: An override has a key ``defaults`` does not.
+    """
+    cfg = dict(defaults)
+    prefix = f'{name} ' if name else ''
+    for override in overrides:
+        if not override:
+            continue
+        unknown = set(override) - set(defaults)
+        if unknown:
+            raise KeyError(f'unknown {prefix}test_cfg keys {sorted(unknown)}'
+                           f'; known: {sorted(defaults)}')
+        cfg.update(override)
+    return cfg

@@ -18,3 +18,19 @@ def test_drop_pretrained_init():
     assert model_cfg['neck']['init_cfg'] is None
     assert model_cfg['others'][0]['init_cfg'] is None
     assert model_cfg['kept']['init_cfg'] == dict(type='Xavier')
+
+
+def test_merge_test_cfg_applies_overrides_in_order_and_refuses_unknown():
+    import pytest
+
+    from mmpanoptic_plus.utils import merge_test_cfg
+    defaults = dict(score_thr=0.05, max_per_img=100)
+    merged = merge_test_cfg(defaults, None, dict(score_thr=0.3), {},
+                            dict(score_thr=0.5, max_per_img=7))
+    assert merged == dict(score_thr=0.5, max_per_img=7)
+    assert defaults == dict(score_thr=0.05, max_per_img=100)  # not mutated
+    assert merge_test_cfg(defaults) == defaults
+    with pytest.raises(KeyError, match=r"unknown FOO test_cfg keys \['scor'\]"):
+        merge_test_cfg(defaults, dict(scor=1), name='FOO')
+    with pytest.raises(KeyError, match=r"^\"unknown test_cfg keys"):
+        merge_test_cfg(defaults, dict(scor=1))

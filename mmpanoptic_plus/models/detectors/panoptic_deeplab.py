@@ -10,6 +10,7 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 from mmpanoptic_plus.registry import MODELS
+from mmpanoptic_plus.utils.config_utils import merge_test_cfg
 from ..heads.panoptic_deeplab_utils import (crop_and_resize,
                                             resize_center_and_offsets)
 from ..postprocess import panoptic_deeplab_postprocess
@@ -94,12 +95,8 @@ class PanopticDeepLab(BaseDetector):
         self.semantic_head = MODELS.build(semantic_head)
         self.instance_head = MODELS.build(instance_head)
         self.train_cfg = train_cfg
-        unknown = set(test_cfg or {}) - set(PANOPTIC_DEEPLAB_TEST_CFG)
-        if unknown:
-            raise KeyError(f'unknown test_cfg keys {sorted(unknown)}; '
-                           f'expected {sorted(PANOPTIC_DEEPLAB_TEST_CFG)}')
-        self.test_cfg = ConfigDict({**PANOPTIC_DEEPLAB_TEST_CFG,
-                                    **(test_cfg or {})})
+        self.test_cfg = ConfigDict(
+            merge_test_cfg(PANOPTIC_DEEPLAB_TEST_CFG, test_cfg))
         self.panoptic_fusion_head = self._build_fusion_head(
             panoptic_fusion_head, test_cfg)
 

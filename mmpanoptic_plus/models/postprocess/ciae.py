@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
+from mmpanoptic_plus.utils.config_utils import merge_test_cfg
 from mmpanoptic_plus.models.utils import (expand_boxes,
                                           grid_sample_coordinates,
                                           nms_iou_threshold, pixels_in_boxes,
@@ -48,16 +49,7 @@ def merge_ciae_test_cfg(*overrides: Optional[dict]) -> dict:
     Raises:
         KeyError: An override has a key :data:`CIAE_TEST_CFG` does not.
     """
-    cfg = dict(CIAE_TEST_CFG)
-    for override in overrides:
-        if not override:
-            continue
-        unknown = set(override) - set(CIAE_TEST_CFG)
-        if unknown:
-            raise KeyError(f'unknown CIAE test_cfg keys {sorted(unknown)}; '
-                           f'known: {sorted(CIAE_TEST_CFG)}')
-        cfg.update(override)
-    return cfg
+    return merge_test_cfg(CIAE_TEST_CFG, *overrides, name='CIAE')
 
 
 def query_embeddings_at_locations(pixel_embeds: Tensor, levels: Tensor,

@@ -18,6 +18,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from mmpanoptic_plus.structures import CroppedMasks
+from mmpanoptic_plus.utils.config_utils import merge_test_cfg
 from mmpanoptic_plus.models.utils import (box_iou_map, build_dense_boxes,
                                           resample_to_output,
                                           sample_level_regressions)
@@ -66,16 +67,7 @@ def merge_rtp_test_cfg(*overrides: Optional[dict]) -> dict:
     Raises:
         KeyError: An override has a key :data:`RTP_TEST_CFG` does not.
     """
-    cfg = dict(RTP_TEST_CFG)
-    for override in overrides:
-        if not override:
-            continue
-        unknown = set(override) - set(RTP_TEST_CFG)
-        if unknown:
-            raise KeyError(f'unknown RTP test_cfg keys {sorted(unknown)}; '
-                           f'known: {sorted(RTP_TEST_CFG)}')
-        cfg.update(override)
-    return cfg
+    return merge_test_cfg(RTP_TEST_CFG, *overrides, name='RTP')
 
 
 def rtp_queries_to_panoptic(queries: InstanceData,
