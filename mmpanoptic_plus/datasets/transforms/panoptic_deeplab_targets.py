@@ -6,6 +6,7 @@ from mmcv.transforms import BaseTransform
 
 from mmpanoptic_plus.models.utils import instance_index_map
 from mmpanoptic_plus.registry import TRANSFORMS
+from .panoptic_target_inputs import read_semantic_and_instances
 
 IGNORE_LABEL = 255
 
@@ -171,24 +172,10 @@ class GeneratePanopticDeepLabTargets(BaseTransform):
 
     def _check_inputs(
             self, results: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        for key in ('gt_seg_map', 'gt_masks', 'gt_ignore_flags'):
-            if results.get(key) is None:
-                raise KeyError(
-                    f'GeneratePanopticDeepLabTargets needs "{key}" in the '
-                    'results: run LoadPanopticAnnotations (with_seg=True, '
-                    'with_mask=True, with_bbox=True) before it')
-        semantic = np.asarray(results['gt_seg_map'])
-        gt_masks = results['gt_masks']
-        masks = getattr(gt_masks, 'masks', None)
-        if masks is None:  # e.g. PolygonMasks
-            masks = gt_masks.to_ndarray()
-        masks = np.asarray(masks)
-        if masks.ndim != 3 or masks.shape[1:] != semantic.shape:
-            raise ValueError(
-                f'gt_masks of shape {masks.shape} do not match gt_seg_map of '
-                f'shape {semantic.shape}; a transform changed one but not '
-                f'the other ({results.get("img_path")})')
-        crowd = np.asarray(results['gt_ignore_flags'], dtype=bool)
+        semantic, masks, crowd = read_semantic_and_instances(
+            results, 'GeneratePanopticDeepLabTargets',
+            ('gt_seg_map', 'gt_masks', 'gt_ignore_flags'),
+            'with_seg=True, with_mask=True, with_bbox=True')
         num_labels = len(results.get('gt_bboxes_labels', crowd))
         if crowd.shape != (masks.shape[0], ) or num_labels != len(crowd):
             raise ValueError(

@@ -6,6 +6,7 @@ from mmcv.transforms import BaseTransform
 
 from mmpanoptic_plus.models.utils import instance_index_map
 from mmpanoptic_plus.registry import TRANSFORMS
+from .panoptic_target_inputs import read_semantic_and_instances
 from .panoptic_deeplab_targets import IGNORE_LABEL
 
 #: Value of ``gt_segment_ids`` on pixels of no segment (void, crowd, thing
@@ -102,25 +103,10 @@ class GeneratePanopticSegmentIds(BaseTransform):
     def _check_inputs(
         results: dict
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        for key in ('gt_seg_map', 'gt_masks', 'gt_ignore_flags',
-                    'gt_bboxes_labels'):
-            if results.get(key) is None:
-                raise KeyError(
-                    f'GeneratePanopticSegmentIds needs "{key}" in the '
-                    'results: run LoadPanopticAnnotations (with_seg, '
-                    'with_mask, with_bbox, with_label) before it')
-        semantic = np.asarray(results['gt_seg_map'])
-        gt_masks = results['gt_masks']
-        masks = getattr(gt_masks, 'masks', None)
-        if masks is None:  # e.g. PolygonMasks
-            masks = gt_masks.to_ndarray()
-        masks = np.asarray(masks)
-        if masks.ndim != 3 or masks.shape[1:] != semantic.shape:
-            raise ValueError(
-                f'gt_masks of shape {masks.shape} do not match gt_seg_map of '
-                f'shape {semantic.shape}; a transform changed one but not '
-                f'the other ({results.get("img_path")})')
-        crowd = np.asarray(results['gt_ignore_flags'], dtype=bool)
+        semantic, masks, crowd = read_semantic_and_instances(
+            results, 'GeneratePanopticSegmentIds',
+            ('gt_seg_map', 'gt_masks', 'gt_ignore_flags', 'gt_bboxes_labels'),
+            'with_seg, with_mask, with_bbox, with_label')
         labels = np.asarray(results['gt_bboxes_labels'], dtype=np.int64)
         if not masks.shape[0] == len(crowd) == len(labels):
             raise ValueError(
