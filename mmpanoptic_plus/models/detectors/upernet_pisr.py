@@ -1,6 +1,6 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 import copy
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -54,6 +54,14 @@ class UPerNetPISR(PanopticDeepLab):
     ``loss_offset_init`` (times ``gamma``) and ``loss_sem``,
     ``loss_center``, ``loss_offset``.
 
+    **Without PISR** (``pisr=None``): the base model alone, steps 1-2: the
+    initial heads are the prediction, their losses are ``loss_sem``,
+    ``loss_center``, ``loss_offset`` and there is no PISR module and no
+    final head (the baseline configs in ``configs/upernet/``). A switch
+    rather than a second class, so that baseline and PISR configs differ
+    only in the PISR keys and a baseline checkpoint loads into the PISR
+    model's backbone, neck and initial heads.
+
     Args:
         backbone (dict): Backbone config (ResNet, Swin), 4 levels, strides
             4-32.
@@ -65,9 +73,12 @@ class UPerNetPISR(PanopticDeepLab):
             same rules.
         num_things_classes (int): Thing classes.
         num_stuff_classes (int): Stuff classes.
-        pisr (dict): :class:`PISREncoder` config with ``num_instances`` (K);
-            ``in_channels``, ``num_semantic``, ``out_channels`` are set here;
-            ``channels`` defaults to ``neck.channels``.
+        pisr (dict, optional): :class:`PISREncoder` config with
+            ``num_instances`` (K); ``in_channels``, ``num_semantic``,
+            ``out_channels`` are set here; ``channels`` defaults to
+            ``neck.channels``. None: no PISR (the base model; the
+            arguments below that name PISR or the final heads are then
+            unused, and final head overrides are refused). Defaults to None.
         final_semantic_head (dict, optional): Overrides of the final
             semantic head (a copy of ``semantic_head``).
         final_instance_head (dict, optional): Same for the instance head.
@@ -92,7 +103,7 @@ class UPerNetPISR(PanopticDeepLab):
                  instance_head: ConfigType,
                  num_things_classes: int,
                  num_stuff_classes: int,
-                 pisr: ConfigType,
+                 pisr: OptConfigType = None,
                  final_semantic_head: OptConfigType = None,
                  final_instance_head: OptConfigType = None,
                  gamma: float = 1.0,
@@ -112,8 +123,11 @@ class UPerNetPISR(PanopticDeepLab):
             raise ValueError(f'final_input must be one of {FINAL_INPUTS}, '
                              f'got {final_input!r}')
         check_heatmap_normalizer(pisr_heatmap_normalizer)
-        pisr = ConfigDict(pisr)
-        if 'num_instances' not in pisr:
+        if pisr is None and (final_semantic_head or final_instance_head):
+            raise ValueError('final_semantic_head / final_instance_head '
+                             'configure the heads after PISR: without pisr '
+                             'there are none')
+        if pisr is not None and 'num_instances' not in pisr:
             raise ValueError('pisr must set num_instances (K)')
         neck = ConfigDict(neck)
         channels = neck.channels
@@ -147,6 +161,23 @@ class UPerNetPISR(PanopticDeepLab):
         self.pisr_center_threshold = pisr_center_threshold
         self.pisr_nms_kernel = pisr_nms_kernel
         self.pisr_heatmap_normalizer = pisr_heatmap_normalizer
+        self.pisr = None
+        self.num_instances = 0
+        if pisr is not None:
+            self._build_pisr_stage(
+                ConfigDict(pisr), heads, channels,
+                (final_semantic_head, final_instance_head))
+
+    @property
+    def with_pisr(self) -> bool:
+        """Whether the PISR stage (module and final heads) exists."""
+        return self.pisr is not None
+
+    def _build_pisr_stage(self, pisr: ConfigDict, heads: List[ConfigDict],
+                          channels: int,
+                          final_overrides: Tuple[OptConfigType,
+                                                 OptConfigType]) -> None:
+        """The PISR module and the final heads (steps 3-5)."""
         self.num_instances = pisr.num_instances
         pisr.setdefault('channels', channels)
         for key, value in (('in_channels', channels),
@@ -157,12 +188,12 @@ class UPerNetPISR(PanopticDeepLab):
                 raise ValueError(f'pisr.{key}={given} but the model needs '
                                  f'{value}: leave it unset')
         self.pisr = MODELS.build(pisr)
-        final_channels = channels * (2 if final_input == 'concat' else 1)
+        final_channels = channels * (2 if self.final_input == 'concat' else 1)
         self.final_semantic_head = self._build_final_head(
-            heads[0], final_semantic_head, final_channels,
+            heads[0], final_overrides[0], final_channels,
             num_classes=self.num_classes)
         self.final_instance_head = self._build_final_head(
-            heads[1], final_instance_head, final_channels)
+            heads[1], final_overrides[1], final_channels)
 
     @staticmethod
     def _build_final_head(base: ConfigDict, overrides: OptConfigType,
@@ -188,10 +219,24 @@ class UPerNetPISR(PanopticDeepLab):
         """
         return self.neck(self.backbone(batch_inputs))
 
+    def forward_initial(self, feats: Tensor) -> PanopticDeepLabOutputs:
+        """Initial stride-4 predictions (the base model's; step 2).
+
+        Args:
+            feats (Tensor): (B, C, H/4, W/4) fused map ``F``.
+
+        Returns:
+            PanopticDeepLabOutputs: (B, num_classes, H/4, W/4) logits,
+            (B, 1, H/4, W/4) centers, (B, 2, H/4, W/4) offsets.
+        """
+        return PanopticDeepLabOutputs(
+            self.semantic_head.forward_prediction(feats),
+            *self.instance_head.forward_prediction(feats))
+
     def forward_initial_and_final(
         self, batch_inputs: Tensor
     ) -> Tuple[PanopticDeepLabOutputs, PanopticDeepLabOutputs]:
-        """Initial and final stride-4 predictions.
+        """Initial and final stride-4 predictions (needs PISR).
 
         Args:
             batch_inputs (Tensor): (B, 3, H, W) images.
@@ -202,10 +247,11 @@ class UPerNetPISR(PanopticDeepLab):
             (B, num_classes, H/4, W/4) logits, (B, 1, H/4, W/4) centers,
             (B, 2, H/4, W/4) offsets.
         """
+        if not self.with_pisr:
+            raise RuntimeError('built without pisr: there is no final '
+                               'prediction, use forward_initial')
         feats = self.extract_feat(batch_inputs)
-        initial = PanopticDeepLabOutputs(
-            self.semantic_head.forward_prediction(feats),
-            *self.instance_head.forward_prediction(feats))
+        initial = self.forward_initial(feats)
         sem_probs = initial.sem_logits.softmax(dim=1)
         thing_map = (sem_probs.argmax(dim=1, keepdim=True) <
                      self.num_things_classes).to(sem_probs.dtype)
@@ -229,13 +275,16 @@ class UPerNetPISR(PanopticDeepLab):
                  batch_inputs: Tensor,
                  batch_data_samples: Optional[SampleList] = None
                  ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Final stride-4 outputs (what ``predict`` post-processes).
+        """Final stride-4 outputs (what ``predict`` post-processes; the
+        initial ones without PISR).
 
         Returns:
             tuple[Tensor, Tensor, Tensor]: (B, num_classes, H/4, W/4)
             semantic logits, (B, 1, H/4, W/4) centers, (B, 2, H/4, W/4)
             offsets (stride-4 pixels).
         """
+        if not self.with_pisr:
+            return tuple(self.forward_initial(self.extract_feat(batch_inputs)))
         return tuple(self.forward_initial_and_final(batch_inputs)[1])
 
     def loss(self, batch_inputs: Tensor,
@@ -249,8 +298,18 @@ class UPerNetPISR(PanopticDeepLab):
 
         Returns:
             dict[str, Tensor]: ``loss_{sem,center,offset}`` and
-            ``loss_{sem,center,offset}_init``.
+            ``loss_{sem,center,offset}_init`` (only the former without
+            PISR).
         """
+        if not self.with_pisr:
+            initial = self.forward_initial(self.extract_feat(batch_inputs))
+            losses = self.semantic_head.loss_by_feat(initial.sem_logits,
+                                                     batch_data_samples)
+            losses.update(
+                self.instance_head.loss_by_feat(initial.center,
+                                                initial.offsets,
+                                                batch_data_samples))
+            return losses
         initial, final = self.forward_initial_and_final(batch_inputs)
         return initial_and_final_losses(self, initial, final,
                                         batch_data_samples)

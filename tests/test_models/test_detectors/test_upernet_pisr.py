@@ -287,3 +287,66 @@ def test_synthetic_config_runs_through_runner(synthetic_root, tmp_path):
     for name in LOSS_NAMES:
         history = np.asarray(scalars[f'train/{name}'].data[0])
         assert len(history) == 3 and np.isfinite(history).all(), name
+
+
+def _build_without_pisr():
+    cfg = tiny_model_cfg()
+    cfg['pisr'] = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def test_without_pisr_is_the_base_model():
+    """pisr=None: no PISR module, no final heads; the initial heads are
+    the prediction and their losses are the base model's three, equal to
+    the PISR model's ``_init`` losses (gamma 1) from the same weights."""
+    base = _build_without_pisr()
+    assert not base.with_pisr and base.pisr is None
+    assert not hasattr(base, 'final_semantic_head')
+    assert not any('pisr' in name or 'final' in name
+                   for name, _ in base.named_parameters())
+    with_pisr = _build()
+    # every parameter of the base model is in the PISR model, same shapes
+    pisr_params = dict(with_pisr.named_parameters())
+    for name, param in base.named_parameters():
+        assert pisr_params[name].shape == param.shape, name
+    with_pisr.load_state_dict(base.state_dict(), strict=False)
+    losses = _losses(base)
+    assert set(losses) == {'loss_sem', 'loss_center', 'loss_offset'}
+    full = _losses(with_pisr)
+    for name, value in losses.items():
+        torch.testing.assert_close(value, full[f'{name}_init'], msg=name)
+    sum(losses.values()).backward()
+    assert base.neck.fpn_bottleneck.conv.weight.grad.abs().sum() > 0
+    assert base.backbone.conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match='forward_initial'):
+        base.forward_initial_and_final(torch.zeros(1, 3, 32, 32))
+
+
+def test_without_pisr_predicts_from_the_initial_heads(monkeypatch):
+    model = _build_without_pisr().eval()
+    calls = []
+    original = model.semantic_head.forward_prediction
+
+    def spy(feats):
+        calls.append(feats.shape)
+        return original(feats)
+
+    monkeypatch.setattr(model.semantic_head, 'forward_prediction', spy)
+    with torch.no_grad():
+        data = model.data_preprocessor(_batch(), False)
+        results = model.predict(data['inputs'], data['data_samples'])
+    assert calls == [torch.Size([2, 16, 16, 16])]
+    for sample in results:
+        panoptic = sample.pred_panoptic_seg.sem_seg
+        assert panoptic.shape == (1, ) + sample.ori_shape
+
+
+def test_without_pisr_refuses_final_head_overrides():
+    cfg = tiny_model_cfg()
+    cfg['pisr'] = None
+    cfg['final_semantic_head'] = dict(head_channels=4)
+    with pytest.raises(ValueError, match='without pisr'):
+        MODELS.build(cfg)
