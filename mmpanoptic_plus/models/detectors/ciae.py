@@ -2,10 +2,11 @@
 """CIAE detector (Gao et al., "Learning Category- and Instance-Aware Pixel
 Embedding for Fast Panoptic Segmentation", IEEE TIP 2021 / arXiv
 2009.13342)."""
+import torch.nn.functional as F
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from mmengine.structures import InstanceData
+from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from mmpanoptic_plus.models.postprocess.ciae import ciae_panoptic_predict
@@ -24,6 +25,12 @@ class CIAE(SingleStageDetector):
     ``gt_instances``, ``ignored_instances``, ``gt_segment_ids`` and
     ``gt_segments`` (``GeneratePanopticSegmentIds``). ``predict`` runs the
     post-processing here (heads do not import ``models/postprocess``).
+
+    With ``test_cfg.with_embedding=True`` (False by default; as PSS's
+    switch) ``predict`` also writes ``pred_embedding = PixelData(
+    embedding=(E, h, w))``: ``P = L2norm(P' + P'')`` at stride 4 over the
+    valid image (``img_shape``, not rescaled), the map the proposals query,
+    for retrieval and the Context Error metric.
 
     Pad inputs to a multiple of 32 (the data preprocessor's
     ``pad_size_divisor``) so that P2-P5 are exactly 1/4-1/32 of the input.
@@ -64,11 +71,15 @@ class CIAE(SingleStageDetector):
             (PixelData ``sem_seg`` (1, H, W) int64, ``label + instance_id *
             INSTANCE_OFFSET``, void = ``num_things + num_stuff``) and
             ``pred_instances`` (``bboxes``, ``scores``, ``labels`` of the
-            proposals that queried the embedding map).
+            proposals that queried the embedding map), and
+            ``pred_embedding`` when ``test_cfg.with_embedding``.
         """
         feats = self.extract_feat(batch_inputs)
         head = self.bbox_head
         cls_scores, bbox_preds, centernesses, pixel_embeds = head(feats)
+        test_cfg = dict(head.test_cfg or {})
+        # an output switch, not a key of CIAE_TEST_CFG
+        with_embedding = test_cfg.pop('with_embedding', False)
         results = ciae_panoptic_predict(
             [score.sigmoid() for score in cls_scores],
             centernesses,
@@ -79,10 +90,19 @@ class CIAE(SingleStageDetector):
             head.strides,
             head.num_things,
             head.num_stuff,
-            test_cfg=dict(head.test_cfg) if head.test_cfg else None,
+            test_cfg=test_cfg,
             rescale=rescale)
-        for data_sample, result in zip(batch_data_samples, results):
+        stride = head.strides[0] // 2  # P2, where the embeddings live
+        for b, (data_sample, result) in enumerate(
+                zip(batch_data_samples, results)):
             data_sample.pred_panoptic_seg = result['pan_results']
+            if with_embedding:
+                height, width = data_sample.metainfo['img_shape'][:2]
+                data_sample.pred_embedding = PixelData(
+                    embedding=F.normalize(
+                        pixel_embeds[b, :, :-(-height // stride), :-(
+                            -width // stride)],
+                        dim=0))
             instances = result['ins_results']
             data_sample.pred_instances = InstanceData(
                 bboxes=instances.bboxes,

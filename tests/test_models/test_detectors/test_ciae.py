@@ -2,6 +2,7 @@
 """CIAE detector: a tiny model's loss and predict (panoptic map at
 ori_shape), the configs of configs/ciae/ (they parse, name the paper's
 settings, and the synthetic one builds)."""
+import copy
 import os.path as osp
 
 import numpy as np
@@ -108,6 +109,33 @@ def test_loss_and_predict():
         labels = pan % 1000
         assert ((labels >= 0) & (labels <= 4)).all()
         assert len(result.pred_instances) <= 5
+
+
+def test_predict_with_embedding_map():
+    """``test_cfg.with_embedding`` writes the unit embedding map over the
+    valid image at stride 4 (the normalised raw head output), off by
+    default; the panoptic result does not change."""
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    batch = _batch()  # random images: the same ones for both runs
+    data = model.data_preprocessor(copy.deepcopy(batch), False)
+    with torch.no_grad():
+        plain = model(**data, mode='predict')
+        assert all('pred_embedding' not in r for r in plain)
+        raw = model(data['inputs'], mode='tensor')[3]
+        model.bbox_head.test_cfg['with_embedding'] = True
+        data = model.data_preprocessor(batch, False)
+        results = model(**data, mode='predict')
+    for b, result in enumerate(results):
+        embedding = result.pred_embedding.embedding
+        # img_shape (50, 70) / 4, rounded up; the padding (64, 96) is cut
+        assert embedding.shape == (4, 13, 18)
+        torch.testing.assert_close(embedding.norm(dim=0), torch.ones(13, 18))
+        expected = raw[b, :, :13, :18]
+        torch.testing.assert_close(embedding,
+                                   expected / expected.norm(dim=0))
+        assert torch.equal(result.pred_panoptic_seg.sem_seg,
+                           plain[b].pred_panoptic_seg.sem_seg)
 
 
 @pytest.mark.parametrize('name', [
