@@ -6,10 +6,11 @@ from .coco_panoptic_format import CocoPanopticFormatDataset
 from .synthetic import generate_synthetic_panoptic
 from .synthetic_panoptic import SyntheticPanopticDataset
 from .transforms import *  # noqa: F401,F403
+from .voc_panoptic import VOCPanopticDataset
 
 # the transforms' names follow their own __all__
 __all__ = [
     'CocoPanopticFormatDataset', 'CityscapesPanopticDataset',
     'ADE20KPanopticDataset', 'SyntheticPanopticDataset',
-    'generate_synthetic_panoptic'
+    'generate_synthetic_panoptic', 'VOCPanopticDataset'
 ] + transforms.__all__
