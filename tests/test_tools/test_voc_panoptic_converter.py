@@ -269,7 +269,8 @@ def test_voc_wins_where_both_annotate(converted, converter):
     void band) are written, not SBD's bus."""
     voc, sbd, _ = converted
     raw = json.loads((voc / 'voc_panoptic_train_aug.json').read_text())
-    categories = {s['category_id'] for s in raw['annotations'][0]['segments_info']}
+    segments = raw['annotations'][0]['segments_info']
+    categories = {segment['category_id'] for segment in segments}
     assert categories == {0, 7, 15}  # not the bus (6) of SBD
     sources = converter.split_sources(
         'train_aug', VOC_LISTS['train'], VOC_LISTS['val'],

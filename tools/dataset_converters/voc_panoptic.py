@@ -60,8 +60,8 @@ import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
-from mmpanoptic_plus.datasets.voc_panoptic import (VOC_BACKGROUND, VOC_VOID,
-                                                   NUM_VOC_THINGS,
+from mmpanoptic_plus.datasets.voc_panoptic import (NUM_VOC_THINGS,
+                                                   VOC_BACKGROUND, VOC_VOID,
                                                    voc_panoptic_categories)
 from mmpanoptic_plus.structures import (coco_panoptic_segments,
                                         write_panoptic_ids)
