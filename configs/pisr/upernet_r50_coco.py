@@ -1,36 +1,18 @@
 # UPerNet R50 modified for panoptic segmentation + PISR on COCO panoptic:
-# the affordable variant of upernet_swin-l_coco.py (the paper's model,
-# Table 2). UPerNetPISR: F = UPerNet's fused stride-4 map (PPM + FPN +
-# fpn_bottleneck, 512 channels; UPerNetFusionNeck = mmseg's UPerHead
-# without its classifier), initial and final Panoptic-DeepLab prediction
-# heads on F / F_pan (semantic, center, offsets) and Panoptic-DeepLab's
-# grouping at inference. The paper describes neither its panoptic UPerNet
-# nor its recipe; this config takes everything but the model from
-# ../panoptic_deeplab/pdl_r50_coco.py (data pipeline and targets, 640x640
-# crops, batch 64 = 8 GPUs x 8, Adam 5e-4, 200k iterations, poly, its
-# losses and test settings), PISR as the other COCO configs (K = 50,
-# gamma = 1, center NMS 11 on the stride-4 map). Not measured.
+# the baseline ../upernet/upernet_r50_coco.py (UPerNet's fused stride-4
+# map read by Panoptic-DeepLab's prediction heads, Panoptic-DeepLab's COCO
+# recipe) with the PISR stage of UPerNetPISR switched on, nothing else
+# (tested): S and I from the initial heads, one PISR on F, final heads on
+# F_pan. PISR as the other COCO configs: K = 50, gamma = 1, center
+# threshold 0.1 with an 11x11 NMS on the stride-4 map. Not measured.
 #   tools/dist_train.sh configs/pisr/upernet_r50_coco.py 8
-_base_ = '../panoptic_deeplab/pdl_r50_coco.py'
-norm_cfg = dict(type='SyncBN', requires_grad=True)
+_base_ = '../upernet/upernet_r50_coco.py'
 model = dict(
-    type='UPerNetPISR',
-    # UPerNet's backbone keeps all four strides (4-32), no dilation
-    backbone=dict(strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1)),
-    neck=dict(
-        type='UPerNetFusionNeck',
-        in_channels=[256, 512, 1024, 2048],
-        channels=512,
-        pool_scales=(1, 2, 3, 6),
-        norm_cfg=norm_cfg,
-        align_corners=False),
-    semantic_head=dict(decoder=None),
-    instance_head=dict(decoder=None),
     pisr=dict(
         type='PISREncoder',
         num_instances=50,
         use_reweighting=True,
-        norm_cfg=norm_cfg),
+        norm_cfg=dict(type='SyncBN', requires_grad=True)),
     gamma=1.0,
     pisr_center_threshold=0.1,
     pisr_nms_kernel=11)

@@ -1,22 +1,16 @@
-# MaskFormer R50 (Cheng et al., NeurIPS 2021) with PISR (Borse et al., CVPR
-# 2022): the model of mmdet 3.3's configs/maskformer/
-# maskformer_r50_ms-16xb1-75e_coco.py (pixel decoder with a 6-layer
-# Transformer encoder, 6-layer Transformer decoder, 100 queries, CE + focal
-# + dice set loss with Hungarian matching) as MaskFormerPISR. The datasets
-# set the class counts (COCO here: 80 things, 53 stuff).
-#
-# Where F, S and I come from (MaskFormerPISR's docstring, README "PISR on
-# MaskFormer"): F = the pixel decoder's per-pixel embeddings (stride 4,
-# 256 ch), S = MaskFormer's semantic inference from the last decoder
-# layer's queries, I = the sigmoid masks of the K queries with the highest
-# thing-class probability. K = 50 of the 100 queries, gamma = 1 and the
-# affinity width (256) as the other PISR configs: the paper does not give
-# them for MaskFormer.
+# MaskFormer R50 (Cheng et al., "Per-Pixel Classification is Not All You
+# Need for Semantic Segmentation", NeurIPS 2021): the model of mmdet 3.3's
+# configs/maskformer/maskformer_r50_ms-16xb1-75e_coco.py (pixel decoder
+# with a 6-layer Transformer encoder, 6-layer Transformer decoder, 100
+# queries, CE + focal + dice set loss with Hungarian matching), mmdet's
+# MaskFormer class. The datasets set the class counts (COCO here: 80
+# things, 53 stuff). The baseline of PISR's MaskFormer configs
+# (../../pisr/maskformer_*.py add MaskFormerPISR and its keys, nothing else).
 num_things_classes = 80
 num_stuff_classes = 53
 num_classes = num_things_classes + num_stuff_classes
 model = dict(
-    type='MaskFormerPISR',
+    type='MaskFormer',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
@@ -127,12 +121,4 @@ model = dict(
         object_mask_thr=0.8,
         iou_thr=0.8,
         filter_low_score=False),
-    pisr=dict(
-        type='PISREncoder',
-        num_instances=50,
-        use_reweighting=True,
-        norm_cfg=dict(type='SyncBN', requires_grad=True)),
-    gamma=1.0,
-    instance_score_thr=0.05,
-    final_input='pan',
     init_cfg=None)
