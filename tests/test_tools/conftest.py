@@ -67,3 +67,15 @@ def test_tool():
 def benchmark_tool():
     """``tools/analysis_tools/benchmark.py`` as a module."""
     return _load_tool('analysis_tools/benchmark.py')
+
+
+@pytest.fixture
+def compare_tool():
+    """``tools/analysis_tools/compare_methods.py`` as a module."""
+    return _load_tool('analysis_tools/compare_methods.py')
+
+
+@pytest.fixture
+def get_flops_tool():
+    """``tools/analysis_tools/get_flops.py`` as a module."""
+    return _load_tool('analysis_tools/get_flops.py')

@@ -223,6 +223,42 @@ def test_time_model_separates_network_from_postprocessing(
     assert timing['preprocess_ms'] == pytest.approx(0.0)
 
 
+class _VaryingModel(BaseModel):
+    """Network: 10 ms; post-processing outside modules: the next of
+    ``delays`` at each predict call."""
+
+    def __init__(self, delays):
+        super().__init__()
+        self.network = _Sleep(0.01)
+        self.delays = list(delays)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        features = self.network(inputs)
+        if mode == 'predict':
+            _CLOCK.sleep(self.delays.pop(0))
+        return features
+
+
+@pytest.mark.parametrize('statistic, expected_ms', [('mean', 60.0),
+                                                    ('min', 40.0)])
+def test_time_model_mean_or_best(benchmark_tool, monkeypatch, statistic,
+                                 expected_ms):
+    monkeypatch.setattr(benchmark_tool, 'time', _CLOCK)
+    # each round: predict (total), then predict with the module timer
+    delays = [0.05, 0.06, 0.03, 0.04, 0.07, 0.08]
+    model = _VaryingModel(delays)
+    batch = dict(inputs=torch.zeros(1, 2), data_samples=None)
+    timing = benchmark_tool.time_model(
+        model, batch, repeat=3, warmup=0, device='cpu', statistic=statistic)
+    assert not model.delays  # every delay used, in that order
+    # totals 10 + 50, 10 + 30, 10 + 70 ms; outside modules 60, 40, 80 ms
+    assert timing['total_ms'] == pytest.approx(expected_ms)
+    assert timing['outside_modules_ms'] == pytest.approx(expected_ms)
+    assert timing['network_forward_ms'] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match='statistic'):
+        benchmark_tool.time_model(model, batch, 1, 0, 'cpu', 'median')
+
+
 def test_choose_network_method(benchmark_tool):
     one_stage = nn.Module()
     two_stage = nn.Module()

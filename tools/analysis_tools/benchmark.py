@@ -3,8 +3,9 @@
 post-processing as their difference.
 
     python tools/analysis_tools/benchmark.py CONFIG --shape H W --repeat N
-        [--warmup K] [--checkpoint CKPT] [--device cpu|cuda]
-        [--network auto|forward|modules] [--cfg-options k=v ...]
+        [--warmup K] [--statistic mean|min] [--checkpoint CKPT]
+        [--device cpu|cuda] [--network auto|forward|modules]
+        [--cfg-options k=v ...]
     python tools/analysis_tools/benchmark.py --configs A B C --shape H W ...
         [--config-options INDEX k=v ...]  (overrides for one config)
 
@@ -30,14 +31,16 @@ for two-stage detectors, whose mmdet ``_forward`` does different work from
 preprocessor, inside both total and network) is reported apart. ``warmup``
 untimed rounds come first, then ``repeat`` timed rounds, each running all
 the measurements in turn, so that a change of machine load hits them alike;
-means are reported. With several configs (``--configs``) the models are
+means are reported (``--statistic min``: the best of the ``repeat`` runs of
+each measurement, less sensitive to a loaded machine). With several configs (``--configs``) the models are
 timed in one process, one after another, and a table of ratios to the first
 config is printed.
 
 The last line of the output is one JSON object: for a single config
 ``{"config", "shape", "device", "total_ms", "network_ms", "postprocess_ms",
 "preprocess_ms", "fps", "network_method", "network_forward_ms",
-"network_modules_ms", "repeat", "warmup", "threads", "notes"}``; for several,
+"network_modules_ms", "repeat", "warmup", "statistic", "threads",
+"notes"}``; for several,
 ``{"results": [one such object per config], "ratios": [...]}``.
 """
 import argparse
@@ -85,6 +88,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--repeat', type=int, default=10, help='number of timed runs')
     parser.add_argument(
         '--warmup', type=int, default=2, help='number of untimed runs first')
+    parser.add_argument(
+        '--statistic',
+        choices=['mean', 'min'],
+        default='mean',
+        help='report the mean of the timed runs, or their minimum (best of '
+        'N)')
     parser.add_argument(
         '--device', choices=['cpu', 'cuda'], default='cpu', help='device')
     parser.add_argument(
@@ -279,10 +288,15 @@ def _timed(run: Callable[[dict], None], batch: dict,
     return (time.perf_counter() - start) * 1000.0
 
 
-def time_model(model: torch.nn.Module, batch: dict, repeat: int,
-               warmup: int, device: str) -> Dict[str, Optional[float]]:
-    """Mean milliseconds per image of preprocessing, full inference and the
-    network alone, the latter measured in two ways.
+def time_model(model: torch.nn.Module,
+               batch: dict,
+               repeat: int,
+               warmup: int,
+               device: str,
+               statistic: str = 'mean') -> Dict[str, Optional[float]]:
+    """Milliseconds per image of preprocessing, full inference and the
+    network alone, the latter measured in two ways: the mean of the timed
+    runs of each measurement, or their minimum (``statistic='min'``).
 
     Each of ``repeat`` rounds runs, on copies of ``batch``: the data
     preprocessor alone; preprocessor + ``predict`` (total); ``predict`` with
@@ -296,6 +310,9 @@ def time_model(model: torch.nn.Module, batch: dict, repeat: int,
         ``network_forward_ms`` (None when ``_forward`` fails, with the
         reason in ``forward_error``).
     """
+    if statistic not in ('mean', 'min'):
+        raise ValueError(f'statistic must be "mean" or "min", got '
+                         f'{statistic!r}')
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 
     def preprocess(data: dict) -> dict:
@@ -341,13 +358,15 @@ def time_model(model: torch.nn.Module, batch: dict, repeat: int,
                 forwards.append(_timed(forward, batch, sync))
     num_images = len(batch['inputs'])
 
-    def mean(values: List[float]) -> float:
+    def reduce(values: List[float]) -> float:
+        if statistic == 'min':
+            return min(values) / num_images
         return sum(values) / len(values) / num_images
 
-    result['preprocess_ms'] = mean(preprocesses)
-    result['total_ms'] = mean(totals)
-    result['outside_modules_ms'] = mean(outsides)
-    result['network_forward_ms'] = mean(forwards) if forward_ok else None
+    result['preprocess_ms'] = reduce(preprocesses)
+    result['total_ms'] = reduce(totals)
+    result['outside_modules_ms'] = reduce(outsides)
+    result['network_forward_ms'] = reduce(forwards) if forward_ok else None
     return result
 
 
@@ -415,7 +434,7 @@ def benchmark_config(config: str,
     model = build_model(cfg, checkpoint, args.device)
     height, width = args.shape
     timing = time_model(model, make_batch(height, width), args.repeat,
-                        args.warmup, args.device)
+                        args.warmup, args.device, args.statistic)
     method, notes = choose_network_method(model, timing, args.network)
     if checkpoint is None:
         notes.append('random weights: the post-processing time depends on '
@@ -448,6 +467,7 @@ def benchmark_config(config: str,
         network_modules_ms=network_modules,
         repeat=args.repeat,
         warmup=args.warmup,
+        statistic=args.statistic,
         threads=torch.get_num_threads(),
         notes=notes)
 
@@ -469,7 +489,8 @@ def format_record(record: dict) -> str:
     lines = [
         f'{record["config"]}  shape {height}x{width}  device '
         f'{record["device"]}  threads {record["threads"]}  repeat '
-        f'{record["repeat"]}  warmup {record["warmup"]}',
+        f'{record["repeat"]} ({record["statistic"]})  warmup '
+        f'{record["warmup"]}',
         f'  {"stage":<12} {"ms/img":>12} {"FPS":>10}',
         row('total', record['total_ms']),
         row('network', record['network_ms']),
