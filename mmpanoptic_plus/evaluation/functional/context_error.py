@@ -85,8 +85,9 @@ def neighbour_regions(bboxes: np.ndarray, height: int,
         np.ndarray: (N, 8, 4) int64 clipped regions, x1y1x2y2.
     """
     bboxes = np.asarray(bboxes, dtype=np.int64).reshape(-1, 4)
-    sizes = np.stack((bboxes[:, 2] - bboxes[:, 0], bboxes[:, 3] - bboxes[:, 1]),
-                     1)  # (N, 2) w, h
+    sizes = np.stack(
+        (bboxes[:, 2] - bboxes[:, 0], bboxes[:, 3] - bboxes[:, 1]),
+        1)  # (N, 2) w, h
     shifts = NEIGHBOUR_OFFSETS[None] * sizes[:, None]  # (N, 8, 2)
     regions = bboxes[:, None] + np.concatenate((shifts, shifts), -1)
     regions[..., 0::2] = regions[..., 0::2].clip(0, width)
@@ -174,7 +175,9 @@ def symmetric_kl_batch(p: np.ndarray,
     return terms.sum((-2, -1))
 
 
-def symmetric_kl(p: np.ndarray, q: np.ndarray, zero_prob: float = 0.1) -> float:
+def symmetric_kl(p: np.ndarray,
+                 q: np.ndarray,
+                 zero_prob: float = 0.1) -> float:
     """Symmetric KL divergence of two contexts, summed over the 8 regions
     (the summand of Eq. 4).
 
