@@ -259,6 +259,30 @@ def test_time_model_mean_or_best(benchmark_tool, monkeypatch, statistic,
         benchmark_tool.time_model(model, batch, 1, 0, 'cpu', 'median')
 
 
+def test_time_model_quick_runs_predict_once_per_round(
+        benchmark_tool, monkeypatch):
+    monkeypatch.setattr(benchmark_tool, 'time', _CLOCK)
+    # one warm-up and two timed rounds, one predict each (a fourth call
+    # would pop from an empty list)
+    model = _VaryingModel([0.05, 0.03, 0.04])
+    batch = dict(inputs=torch.zeros(1, 2), data_samples=None)
+    timing = benchmark_tool.time_model(
+        model, batch, repeat=2, warmup=1, device='cpu', statistic='mean',
+        quick=True, run_forward=False)
+    assert not model.delays
+    # total = preprocess (0) + the timed predict: 10 + 30, 10 + 40 ms
+    assert timing['total_ms'] == pytest.approx(45.0)
+    assert timing['outside_modules_ms'] == pytest.approx(35.0)
+    assert timing['network_forward_ms'] is None
+    assert timing['forward_error'] is None
+    # not run is not failed: a two-stage model still says why "modules"
+    two_stage = nn.Module()
+    two_stage.rpn_head, two_stage.roi_head = nn.Identity(), nn.Identity()
+    method, notes = benchmark_tool.choose_network_method(
+        two_stage, timing, 'auto')
+    assert method == 'modules' and 'two-stage' in notes[0]
+
+
 def test_choose_network_method(benchmark_tool):
     one_stage = nn.Module()
     two_stage = nn.Module()

@@ -3,7 +3,7 @@
 post-processing as their difference.
 
     python tools/analysis_tools/benchmark.py CONFIG --shape H W --repeat N
-        [--warmup K] [--statistic mean|min] [--checkpoint CKPT]
+        [--warmup K] [--statistic mean|min] [--quick] [--checkpoint CKPT]
         [--device cpu|cuda] [--network auto|forward|modules]
         [--cfg-options k=v ...]
     python tools/analysis_tools/benchmark.py --configs A B C --shape H W ...
@@ -32,15 +32,18 @@ preprocessor, inside both total and network) is reported apart. ``warmup``
 untimed rounds come first, then ``repeat`` timed rounds, each running all
 the measurements in turn, so that a change of machine load hits them alike;
 means are reported (``--statistic min``: the best of the ``repeat`` runs of
-each measurement, less sensitive to a loaded machine). With several configs (``--configs``) the models are
+each measurement, less sensitive to a loaded machine). ``--quick`` takes
+``total`` from the same ``predict`` run as the module split (one predict run
+per round instead of two) and skips ``_forward`` where the network method
+will not use it. With several configs (``--configs``) the models are
 timed in one process, one after another, and a table of ratios to the first
 config is printed.
 
 The last line of the output is one JSON object: for a single config
 ``{"config", "shape", "device", "total_ms", "network_ms", "postprocess_ms",
 "preprocess_ms", "fps", "network_method", "network_forward_ms",
-"network_modules_ms", "repeat", "warmup", "statistic", "threads",
-"notes"}``; for several,
+"network_modules_ms", "repeat", "warmup", "statistic", "quick",
+"threads", "notes"}``; for several,
 ``{"results": [one such object per config], "ratios": [...]}``.
 """
 import argparse
@@ -94,6 +97,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='mean',
         help='report the mean of the timed runs, or their minimum (best of '
         'N)')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='one predict run per round: total from the run that also '
+        'times the modules (their hooks add microseconds per call), and no '
+        '_forward run where --network will not use it (two-stage models '
+        'under auto, --network modules)')
     parser.add_argument(
         '--device', choices=['cpu', 'cuda'], default='cpu', help='device')
     parser.add_argument(
@@ -293,7 +303,9 @@ def time_model(model: torch.nn.Module,
                repeat: int,
                warmup: int,
                device: str,
-               statistic: str = 'mean') -> Dict[str, Optional[float]]:
+               statistic: str = 'mean',
+               quick: bool = False,
+               run_forward: bool = True) -> Dict[str, Optional[float]]:
     """Milliseconds per image of preprocessing, full inference and the
     network alone, the latter measured in two ways: the mean of the timed
     runs of each measurement, or their minimum (``statistic='min'``).
@@ -305,10 +317,16 @@ def time_model(model: torch.nn.Module,
     preprocessor + ``_forward`` (the model's own network-only path).
     ``warmup`` rounds of the latter three come first, untimed.
 
+    ``quick=True`` drops the separate ``predict`` run: total is the
+    preprocessor's time plus that of the ``predict`` with the module timer,
+    whose hooks add microseconds per module call (a third less work for
+    large models). ``run_forward=False`` skips ``_forward`` (when the
+    caller will not use it); ``network_forward_ms`` is then None.
+
     Returns:
         dict: ``preprocess_ms``, ``total_ms``, ``outside_modules_ms``,
         ``network_forward_ms`` (None when ``_forward`` fails, with the
-        reason in ``forward_error``).
+        reason in ``forward_error``, or was not run).
     """
     if statistic not in ('mean', 'min'):
         raise ValueError(f'statistic must be "mean" or "min", got '
@@ -324,7 +342,9 @@ def time_model(model: torch.nn.Module,
     def forward(data: dict) -> None:
         model(**preprocess(data), mode='tensor')
 
-    def predict_outside_modules(data: dict) -> float:
+    def predict_outside_modules(data: dict) -> Tuple[float, float]:
+        """The preprocessed predict's time, and its part outside
+        modules."""
         data = preprocess(copy.deepcopy(data))
         timer = ModuleTimer(model, sync, exclude=[model.data_preprocessor])
         try:
@@ -332,28 +352,34 @@ def time_model(model: torch.nn.Module,
                                 sync)
         finally:
             timer.remove()
-        return elapsed_ms - timer.elapsed_ms
+        return elapsed_ms, elapsed_ms - timer.elapsed_ms
 
     result: Dict[str, Optional[float]] = dict(forward_error=None)
     with torch.no_grad():
         # the first _forward run doubles as a warm-up and as the check that
         # the model can run its network alone
-        try:
-            _timed(forward, batch, sync)
-            forward_ok = True
-        except Exception as error:  # noqa: BLE001 - reported, not hidden
-            forward_ok = False
-            result['forward_error'] = f'{type(error).__name__}: {error}'
+        forward_ok = False
+        if run_forward:
+            try:
+                _timed(forward, batch, sync)
+                forward_ok = True
+            except Exception as error:  # noqa: BLE001 - reported
+                result['forward_error'] = f'{type(error).__name__}: {error}'
         for _ in range(max(warmup - 1, 0) if forward_ok else 0):
             _timed(forward, batch, sync)
         for _ in range(warmup):
-            _timed(predict, batch, sync)
+            if not quick:
+                _timed(predict, batch, sync)
             predict_outside_modules(batch)
         preprocesses, totals, outsides, forwards = [], [], [], []
         for _ in range(repeat):
             preprocesses.append(_timed(preprocess, batch, sync))
-            totals.append(_timed(predict, batch, sync))
-            outsides.append(predict_outside_modules(batch))
+            if not quick:
+                totals.append(_timed(predict, batch, sync))
+            hooked_ms, outside_ms = predict_outside_modules(batch)
+            if quick:
+                totals.append(preprocesses[-1] + hooked_ms)
+            outsides.append(outside_ms)
             if forward_ok:
                 forwards.append(_timed(forward, batch, sync))
     num_images = len(batch['inputs'])
@@ -397,7 +423,7 @@ def choose_network_method(model: torch.nn.Module, timing: dict,
         return 'forward', notes
     if requested == 'modules':
         return 'modules', notes
-    if forward_ms is None:
+    if forward_ms is None and timing['forward_error'] is not None:
         notes.append('model._forward failed '
                      f'({timing["forward_error"]}): network timed as total '
                      'minus the time predict spends outside modules')
@@ -409,6 +435,8 @@ def choose_network_method(model: torch.nn.Module, timing: dict,
                      'the time predict spends outside modules (RPN/RoI NMS, '
                      'mask pasting, semantic upsampling and fusion count '
                      'as post-processing)')
+        return 'modules', notes
+    if forward_ms is None:  # not run: the caller did not need it
         return 'modules', notes
     if forward_ms > timing['total_ms']:
         notes.append('model._forward took longer than predict: network timed '
@@ -433,8 +461,12 @@ def benchmark_config(config: str,
     torch.manual_seed(0)
     model = build_model(cfg, checkpoint, args.device)
     height, width = args.shape
+    # --quick: no _forward where the network method will not use it
+    run_forward = not args.quick or args.network == 'forward' or (
+        args.network == 'auto' and not _is_two_stage(model))
     timing = time_model(model, make_batch(height, width), args.repeat,
-                        args.warmup, args.device, args.statistic)
+                        args.warmup, args.device, args.statistic, args.quick,
+                        run_forward)
     method, notes = choose_network_method(model, timing, args.network)
     if checkpoint is None:
         notes.append('random weights: the post-processing time depends on '
@@ -468,6 +500,7 @@ def benchmark_config(config: str,
         repeat=args.repeat,
         warmup=args.warmup,
         statistic=args.statistic,
+        quick=args.quick,
         threads=torch.get_num_threads(),
         notes=notes)
 

@@ -28,7 +28,10 @@ synthetic config, shipped checkpoint, paper-scale config, speed options):
   random weights, by ``tools/analysis_tools/benchmark.py``'s routine: full
   inference (``total``), network and post-processing apart (see that
   file), the best of ``--speed-repeat`` timed runs after ``--warmup``
-  untimed ones, every entry in this one process, one after another.
+  untimed ones, every entry in this one process, one after another. Its
+  ``--quick`` mode: total and the network / post-processing split come
+  from the same ``predict`` run, and ``_forward`` runs only where it is the
+  network (not for two-stage models), so that all methods fit in one run.
 * **Size**: parameters of the paper-scale model and MACs of its network at
   ``--speed-shape`` (``tools/analysis_tools/get_flops.py``: mmengine's JIT
   ``FlopAnalyzer`` on ``model._forward``, deformable convolutions counted as
@@ -397,13 +400,14 @@ def run_complexity(entry: dict, args: argparse.Namespace) -> dict:
     config = repo_path(entry['paper_config'])
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
+    start = time.perf_counter()
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(dict(entry['speed_options']))
     torch.manual_seed(0)
     model = benchmark.build_model(cfg, None, args.device)
     record = get_flops.network_complexity(
         model, benchmark.make_batch(*args.speed_shape))
-    record['status'] = 'ok'
+    record.update(status='ok', seconds=round(time.perf_counter() - start, 1))
     del model
     gc.collect()
     return record
@@ -488,7 +492,7 @@ def format_table(summary: dict) -> str:
                      f'{checkpoint} | ' + ' | '.join(values) + ' |')
     height, width = run['speed_shape']
     statistic = f'best of {run["speed_repeat"]} after {run["warmup"]} ' \
-        'warm-up'
+        'warm-up, benchmark.py --quick'
     lines += [
         '', f'## Speed and size: paper-scale configs at {height}x{width}, '
         f'random weights ({run["device"]}, {statistic})', '',
@@ -654,7 +658,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 *map(str, args.speed_shape), '--repeat',
                 str(args.speed_repeat), '--warmup',
                 str(args.warmup), '--device', args.device, '--statistic',
-                'min'
+                'min', '--quick'
             ]
             bench_args = benchmark.parse_args(bench_argv)
             bar = ProgressBar(len(entries))
@@ -688,7 +692,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             speed_shape=list(args.speed_shape),
             speed_repeat=args.speed_repeat,
             warmup=args.warmup,
-            statistic='min'),
+            statistic='min',
+            quick=True),
         val_set=dict(
             root=val_root,
             seed=args.val_seed,
