@@ -155,8 +155,8 @@ def missing_val_annotations(config: str, val_dir: str,
     exist (None when it does or the config names none)."""
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options)
-    ann_file = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-        'ann_file')
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    ann_file = dataset.get('ann_file')
     if not ann_file or osp.isfile(osp.join(val_dir, ann_file)):
         return None
     return ann_file

@@ -87,6 +87,13 @@ def load(relative: str) -> Config:
     return Config.fromfile(str(CONFIGS / f'{relative}.py'))
 
 
+def build_without_weights(cfg: Config):
+    """The config's model, the pretrained-weight init configs dropped."""
+    model_cfg = copy.deepcopy(cfg.model)
+    drop_pretrained_init(model_cfg)
+    return MODELS.build(model_cfg)
+
+
 def pisr_arguments(family: str) -> set:
     """The constructor arguments the PISR class has and its base lacks."""
     base, pisr = CLASSES[family]
@@ -138,9 +145,7 @@ def test_baseline_differs_only_in_the_pisr_keys(name):
 ])
 def test_maskformer_baselines_build_mmdet_maskformer(name):
     cfg = load(name)
-    model_cfg = copy.deepcopy(cfg.model)
-    drop_pretrained_init(model_cfg)
-    model = MODELS.build(model_cfg)
+    model = build_without_weights(cfg)
     assert type(model) is MaskFormer
     head = model.panoptic_head
     classes = {'ade20k': (100, 50), 'coco': (80, 53), 'synthetic': (3, 2)}
@@ -160,9 +165,7 @@ def test_maskformer_baselines_build_mmdet_maskformer(name):
 ])
 def test_upernet_baselines_build_without_pisr(name):
     cfg = load(name)
-    model_cfg = copy.deepcopy(cfg.model)
-    drop_pretrained_init(model_cfg)
-    model = MODELS.build(model_cfg)
+    model = build_without_weights(cfg)
     assert type(model) is UPerNetPISR and not model.with_pisr
     assert not any('pisr' in key or key.startswith('final_')
                    for key in model.state_dict())

@@ -190,25 +190,32 @@ def test_final_losses_reach_pisr_and_the_base_model(final_input):
     assert has_grad(model.backbone.conv1.weight)
 
 
-def test_predict_uses_the_final_outputs(monkeypatch):
-    model = _build().eval()
+def _predict_spying(model, head, monkeypatch):
+    """``model.predict`` on the test batch, recording the input shapes of
+    ``head.forward_prediction``; returns (shapes, results)."""
     calls = []
-    original = model.final_semantic_head.forward_prediction
+    original = head.forward_prediction
 
     def spy(feats):
         calls.append(feats.shape)
         return original(feats)
 
-    monkeypatch.setattr(model.final_semantic_head, 'forward_prediction', spy)
+    monkeypatch.setattr(head, 'forward_prediction', spy)
     with torch.no_grad():
         data = model.data_preprocessor(_batch(), False)
         results = model.predict(data['inputs'], data['data_samples'])
-    assert calls == [torch.Size([2, 16, 16, 16])]
     for sample in results:
         panoptic = sample.pred_panoptic_seg.sem_seg
         assert panoptic.shape == (1, ) + sample.ori_shape
         assert ((panoptic % 1000 >= 0) & (panoptic % 1000 <= 3)).all()
         assert sample.pred_sem_seg.sem_seg.shape == (1, ) + sample.ori_shape
+    return calls, results
+
+
+def test_predict_uses_the_final_outputs(monkeypatch):
+    model = _build().eval()
+    calls, _ = _predict_spying(model, model.final_semantic_head, monkeypatch)
+    assert calls == [torch.Size([2, 16, 16, 16])]
 
 
 def _config(name):
@@ -327,21 +334,8 @@ def test_without_pisr_is_the_base_model():
 
 def test_without_pisr_predicts_from_the_initial_heads(monkeypatch):
     model = _build_without_pisr().eval()
-    calls = []
-    original = model.semantic_head.forward_prediction
-
-    def spy(feats):
-        calls.append(feats.shape)
-        return original(feats)
-
-    monkeypatch.setattr(model.semantic_head, 'forward_prediction', spy)
-    with torch.no_grad():
-        data = model.data_preprocessor(_batch(), False)
-        results = model.predict(data['inputs'], data['data_samples'])
+    calls, _ = _predict_spying(model, model.semantic_head, monkeypatch)
     assert calls == [torch.Size([2, 16, 16, 16])]
-    for sample in results:
-        panoptic = sample.pred_panoptic_seg.sem_seg
-        assert panoptic.shape == (1, ) + sample.ori_shape
 
 
 def test_without_pisr_refuses_final_head_overrides():
