@@ -39,7 +39,6 @@ things cover entirely); the PNG contents are the same. mmdet's
 ``ade20k2coco.py`` computes the x of thing boxes wrongly: use this one.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -47,12 +46,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
 from mmpanoptic_plus.datasets.ade20k_panoptic import (
     ADE20K_CLASSES, ADE20K_INSTANCE_TO_SCENE_PARSING, ade20k_categories,
     ade20k_category_id)
+from mmpanoptic_plus.datasets.panoptic_conversion import \
+    write_coco_panoptic_split
 from mmpanoptic_plus.structures import (coco_panoptic_segments,
                                         write_panoptic_ids)
 
@@ -242,18 +242,9 @@ def convert_ade20k_panoptic(ade20k_root: str,
         os.makedirs(png_dir, exist_ok=True)
         tasks = [(stem, image_dir, semantic_dir, instance_dir, png_dir)
                  for stem in stems]
-        if nproc > 1:
-            results = track_parallel_progress(
-                convert_image, tasks, nproc, keep_order=True)
-        else:
-            results = track_progress(convert_image, tasks)
-        panoptic = dict(
-            images=[image_info for image_info, _ in results],
-            annotations=[annotation for _, annotation in results],
-            categories=ade20k_categories())
         json_path = osp.join(out_dir, f'ade20k_panoptic_{split}.json')
-        with open(json_path, 'w') as f:
-            json.dump(panoptic, f)
+        write_coco_panoptic_split(convert_image, tasks, ade20k_categories(),
+                                  json_path, nproc)
         outputs[split] = json_path
     return outputs
 

@@ -57,12 +57,13 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
 from mmpanoptic_plus.datasets.voc_panoptic import (NUM_VOC_THINGS,
                                                    VOC_BACKGROUND, VOC_VOID,
                                                    voc_panoptic_categories)
+from mmpanoptic_plus.datasets.panoptic_conversion import \
+    write_coco_panoptic_split
 from mmpanoptic_plus.structures import (coco_panoptic_segments,
                                         write_panoptic_ids)
 
@@ -390,18 +391,9 @@ def convert_voc_panoptic(voc_root: str,
         os.makedirs(png_dir, exist_ok=True)
         tasks = [(stem, source, voc_root, sbd_root, image_dir, png_dir)
                  for stem, source in sources]
-        if nproc > 1:
-            results = track_parallel_progress(
-                convert_image, tasks, nproc, keep_order=True)
-        else:
-            results = track_progress(convert_image, tasks)
-        panoptic = dict(
-            images=[image_info for image_info, _ in results],
-            annotations=[annotation for _, annotation in results],
-            categories=voc_panoptic_categories())
         json_path = osp.join(out_dir, f'voc_panoptic_{split}.json')
-        with open(json_path, 'w') as f:
-            json.dump(panoptic, f)
+        write_coco_panoptic_split(convert_image, tasks,
+                                  voc_panoptic_categories(), json_path, nproc)
         outputs[split] = json_path
     return outputs
 
