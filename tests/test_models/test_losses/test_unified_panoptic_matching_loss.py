@@ -1,6 +1,7 @@
 # Copyright (c) mmpanoptic_plus contributors. All rights reserved.
 import math
 
+import pytest
 import torch
 
 from mmpanoptic_plus.models.losses import (UnifiedPanopticMatchingLoss,
@@ -93,3 +94,39 @@ def test_loss_without_labelled_pixels_is_zero_not_nan():
     assert int(count) == 0 and total.item() == 0
     total.backward()
     assert torch.isfinite(logits.grad).all()
+
+
+def test_logit_scale_is_cross_entropy_of_scaled_p():
+    torch.manual_seed(0)
+    logits = torch.rand(4, 3, 5) * 2  # bounded like P
+    keep = torch.tensor([True, False, True, True])
+    ids = torch.tensor([[0, 0, 1, 1, -1], [2, 2, 1, 0, 0], [3, 3, 3, 2, 1]])
+    channels = torch.tensor([0, 2, 3, -1])  # segment 3 unmatched: ignored
+    plain, count = UnifiedPanopticMatchingLoss()(logits, keep, ids, channels)
+    scaled, count_s = UnifiedPanopticMatchingLoss(logit_scale=5.0)(
+        logits, keep, ids, channels)
+    # naive reference: per labelled cell, -log softmax over kept channels
+    ref = {1.0: 0.0, 5.0: 0.0}
+    for y in range(3):
+        for x in range(5):
+            seg = int(ids[y, x])
+            if seg < 0 or int(channels[seg]) < 0:
+                continue
+            for scale in ref:
+                z = logits[:, y, x] * scale
+                z = z[keep]
+                target = int(keep[:int(channels[seg])].sum())
+                ref[scale] -= float(z.log_softmax(0)[target])
+    assert int(count) == int(count_s) == 11
+    assert abs(float(plain) - ref[1.0]) < 1e-4
+    assert abs(float(scaled) - ref[5.0]) < 1e-4
+    # a larger scale lifts the floor: confident correct P gives a lower loss
+    assert float(scaled) != float(plain)
+    learnt = UnifiedPanopticMatchingLoss(logit_scale=5.0,
+                                         learnable_scale=True)
+    loss, _ = learnt(logits, keep, ids, channels)
+    assert abs(float(loss) - ref[5.0]) < 1e-4
+    loss.backward()
+    assert learnt.log_scale.grad is not None
+    with pytest.raises(ValueError):
+        UnifiedPanopticMatchingLoss(logit_scale=0.0)
