@@ -42,7 +42,14 @@ model = dict(
         num_clusters=64,
         small_area=512,
         seed_radius=8.),
+    # chosen on the seed-0 val set (100 images) with the shipped checkpoint:
+    # T_S = 0.9 instead of the paper's 0.99 (PQ 53.3 vs 47.9: this small
+    # model's embeddings are less concentrated, so 0.99 re-splits most
+    # segments into fragments that seeded merging cannot rejoin); T_P = 0.5
+    # (0.3 to 0.8 all within 0.03 PQ). See README.
     test_cfg=dict(
+        partition_threshold=0.9,
+        merge_threshold=0.5,
         num_clusters=128,
         stuff_area_limit=64,
         thing_area_limit=128,
