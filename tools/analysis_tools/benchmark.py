@@ -325,6 +325,8 @@ def time_model(model: torch.nn.Module,
 
     Returns:
         dict: ``preprocess_ms``, ``total_ms``, ``outside_modules_ms``,
+        ``network_modules_ms`` (preprocessing + time in modules, from the
+        same hooked run),
         ``network_forward_ms`` (None when ``_forward`` fails, with the
         reason in ``forward_error``, or was not run).
     """
@@ -372,6 +374,10 @@ def time_model(model: torch.nn.Module,
                 _timed(predict, batch, sync)
             predict_outside_modules(batch)
         preprocesses, totals, outsides, forwards = [], [], [], []
+        # time in modules (+ preprocessing) of the same hooked run: a
+        # difference of two separate runs can go negative on a loaded
+        # machine for a small model
+        networks = []
         for _ in range(repeat):
             preprocesses.append(_timed(preprocess, batch, sync))
             if not quick:
@@ -380,6 +386,7 @@ def time_model(model: torch.nn.Module,
             if quick:
                 totals.append(preprocesses[-1] + hooked_ms)
             outsides.append(outside_ms)
+            networks.append(preprocesses[-1] + hooked_ms - outside_ms)
             if forward_ok:
                 forwards.append(_timed(forward, batch, sync))
     num_images = len(batch['inputs'])
@@ -392,6 +399,7 @@ def time_model(model: torch.nn.Module,
     result['preprocess_ms'] = reduce(preprocesses)
     result['total_ms'] = reduce(totals)
     result['outside_modules_ms'] = reduce(outsides)
+    result['network_modules_ms'] = reduce(networks)
     result['network_forward_ms'] = reduce(forwards) if forward_ok else None
     return result
 
@@ -479,7 +487,9 @@ def benchmark_config(config: str,
     # rounded first, so that the JSON satisfies total = network + postprocess
     total = rounded(timing['total_ms'])
     network_forward = rounded(timing['network_forward_ms'])
-    network_modules = round(total - rounded(timing['outside_modules_ms']), 3)
+    # total minus the time predict spends outside modules, both from the
+    # hooked run (capped by the separately timed total)
+    network_modules = min(total, rounded(timing['network_modules_ms']))
     network = network_forward if method == 'forward' else network_modules
     postprocess = round(total - network, 3)
     if postprocess < 0:
