@@ -112,11 +112,30 @@ def test_several_configs_give_ratio_table(tmp_path, capsys, benchmark_tool):
     assert [r['config'] for r in record['results']] == [small, small]
     assert all(r['shape'] == [32, 48] for r in record['results'])
     reference, other = record['results']
+    # a tiny model's post-processing can round to 0.000 ms on a fast
+    # machine; a ratio to zero is then undefined and reported as None
+    expected_post = 1.0 if reference['postprocess_ms'] else None
     assert record['ratios'][0] == dict(
-        config=small, total=1.0, network=1.0, postprocess=1.0)
+        config=small, total=1.0, network=1.0, postprocess=expected_post)
+    assert record['ratios'][1]['postprocess'] == (
+        None if not reference['postprocess_ms'] else pytest.approx(
+            other['postprocess_ms'] / reference['postprocess_ms'], abs=1e-3))
     assert record['ratios'][1]['total'] == pytest.approx(
         other['total_ms'] / reference['total_ms'], abs=1e-3)
     assert any(line.startswith('ratios to ') for line in lines)
+
+
+def test_ratio_table_by_hand(benchmark_tool):
+    records = [
+        dict(config='a', total_ms=4.0, network_ms=3.0, postprocess_ms=0.0),
+        dict(config='b', total_ms=6.0, network_ms=4.0, postprocess_ms=2.0),
+        dict(config='c', total_ms=2.0, network_ms=None, postprocess_ms=1.0),
+    ]
+    assert benchmark_tool.ratio_table(records) == [
+        dict(config='a', total=1.0, network=1.0, postprocess=None),
+        dict(config='b', total=1.5, network=1.333, postprocess=None),
+        dict(config='c', total=0.5, network=None, postprocess=None),
+    ]
 
 
 def test_checkpoint_weights_are_loaded(tmp_path, capsys, benchmark_tool):
