@@ -21,6 +21,8 @@ from torch import Tensor
 
 from mmpanoptic_plus.models.layers.paste_masks import paste_masks_in_grid
 from mmpanoptic_plus.models.losses import match_segments_to_detections
+from mmpanoptic_plus.models.postprocess import \
+    unified_argmax_at_image_resolution
 from mmpanoptic_plus.models.panoptic_fusion_heads import (
     HeuristicPanopticFusionHead, SegmentFusionHead)
 from mmpanoptic_plus.models.utils import segment_boxes, stack_segment_targets
@@ -35,6 +37,9 @@ UNIFIED_DETECTION_CFG = dict(
     score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
 
 INFERENCE_MODES = ('argmax', 'heuristic')
+#: Where the argmax of P is taken: at every output pixel (Eq. 2's masks at
+#: image resolution) or on V's grid, upsampled.
+INFERENCE_RESOLUTIONS = ('image', 'grid')
 
 
 @MODELS.register_module()
@@ -78,7 +83,23 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             (Sec. 4: 0.25 on Cityscapes, 1.0 on COCO).
         detection_cfg (dict, optional): Detections of the panoptic
             submodule; defaults to :data:`UNIFIED_DETECTION_CFG`.
+        test_detection_cfg (dict, optional): The same at inference; None
+            (default): ``detection_cfg``, the paper's one panoptic head for
+            training and inference. Thresholds may differ, as mmdet's
+            ``test_cfg`` from its ``train_cfg`` (the synthetic configs use
+            class-agnostic NMS here: channels of ``P`` compete across
+            classes, and a shape detected as two classes splits into two
+            segments).
         inference (str): 'argmax' or 'heuristic'.
+        inference_resolution (str): Of the argmax inference. 'image'
+            (default): ``P`` evaluated at every output pixel, ``Psi`` with
+            ``V`` resampled and the masks pasted at image resolution (Eq. 2
+            defines ``M`` there), the affinity term of Eq. 4 computed on
+            the grid and resampled
+            (:func:`unified_argmax_at_image_resolution`). 'grid': ``P`` on
+            ``V``'s grid (as in training), upsampled bilinearly, then the
+            argmax. The paper does not say which; 'image' keeps small
+            things' outlines (+ PQ on the synthetic set, see the README).
     """
 
     mask_head_required = False
@@ -102,10 +123,16 @@ class UnifiedPanoptic(TwoStagePanopticBase):
                  se_ratio: Optional[int] = 16,
                  detection_loss_weight: float = 1.0,
                  detection_cfg: OptConfigType = None,
-                 inference: str = 'argmax') -> None:
+                 test_detection_cfg: OptConfigType = None,
+                 inference: str = 'argmax',
+                 inference_resolution: str = 'image') -> None:
         if inference not in INFERENCE_MODES:
             raise ValueError(f'inference must be one of {INFERENCE_MODES}, '
                              f'got {inference!r}')
+        if inference_resolution not in INFERENCE_RESOLUTIONS:
+            raise ValueError('inference_resolution must be one of '
+                             f'{INFERENCE_RESOLUTIONS}, got '
+                             f'{inference_resolution!r}')
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -131,6 +158,7 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             raise ValueError('semantic_head must predict all '
                              f'{num_things + num_stuff} classes')
         self.inference = inference
+        self.inference_resolution = inference_resolution
         self.feat_stride = 2**(self.semantic_head.start_level + 2)
         dynamic_potential = ConfigDict(copy.deepcopy(dynamic_potential))
         dynamic_potential.update(
@@ -149,6 +177,9 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         self.detection_cfg = ConfigDict(
             copy.deepcopy(UNIFIED_DETECTION_CFG
                           if detection_cfg is None else detection_cfg))
+        self.test_detection_cfg = self.detection_cfg \
+            if test_detection_cfg is None else ConfigDict(
+                copy.deepcopy(test_detection_cfg))
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
         """ResNet, SE on its top feature (Sec. 3.1), FPN.
@@ -164,9 +195,12 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             feats[-1] = self.top_se(feats[-1])
         return self.neck(tuple(feats))
 
-    def predicted_detections(self, x: Tuple[Tensor],
-                             batch_img_metas: List[dict],
-                             proposals: InstanceList) -> InstanceList:
+    def predicted_detections(
+            self,
+            x: Tuple[Tensor],
+            batch_img_metas: List[dict],
+            proposals: InstanceList,
+            cfg: OptConfigType = None) -> InstanceList:
         """Test-mode detections whose scores keep their gradient.
 
         The box head runs once with gradient on the proposals; box decoding,
@@ -181,6 +215,8 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             x (tuple[Tensor]): FPN levels.
             batch_img_metas (list[dict]): Image metas.
             proposals (list[InstanceData]): Proposals (``bboxes``).
+            cfg (dict, optional): ``score_thr``, ``nms``, ``max_per_img``;
+                None: ``detection_cfg``.
 
         Returns:
             list[InstanceData]: ``bboxes`` (D, 4) input pixels (no
@@ -188,7 +224,7 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             ``mask_probs`` (D, h, w) with a mask head.
         """
         bbox_head = self.roi_head.bbox_head
-        cfg = self.detection_cfg
+        cfg = self.detection_cfg if cfg is None else cfg
         rois = bbox2roi([p.bboxes for p in proposals])
         outs = self.roi_head._bbox_forward(x, rois)
         sizes = [len(p) for p in proposals]
@@ -242,27 +278,82 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         sem_probs = seg_logits.softmax(dim=1)
         affinity = self.affinity_head(x) \
             if self.affinity_head is not None else None
-        grid_shape = sem_probs.shape[-2:]
         logits = []
         for i, (det, meta) in enumerate(zip(detections, batch_img_metas)):
-            height = min(math.ceil(meta['img_shape'][0] / self.feat_stride),
-                         grid_shape[0])
-            width = min(math.ceil(meta['img_shape'][1] / self.feat_stride),
-                        grid_shape[1])
-            masks = None
-            if 'mask_probs' in det:
-                masks = paste_masks_in_grid(det.mask_probs, det.bboxes,
-                                            (height, width),
-                                            self.feat_stride)
-            potential = self.dynamic_potential(
-                sem_probs[i, :, :height, :width], det.bboxes, det.scores,
-                det.labels, masks)
+            height, width = self._grid_cells(meta, sem_probs.shape[-2:])
+            probs = sem_probs[i, :, :height, :width]
+            potential = self._grid_potential(probs, det)
             if affinity is not None:
                 potential = self.affinity_head.apply_affinity(
                     potential, affinity['phi0'][i, :, :height, :width],
                     affinity['phi1'][i, :, :height, :width])
             logits.append(potential)
         return logits
+
+    def _grid_cells(self, meta: dict,
+                    grid_shape: Tuple[int, int]) -> Tuple[int, int]:
+        """Cells of V's grid that cover the image (padding excluded)."""
+        height = min(math.ceil(meta['img_shape'][0] / self.feat_stride),
+                     grid_shape[0])
+        width = min(math.ceil(meta['img_shape'][1] / self.feat_stride),
+                    grid_shape[1])
+        return height, width
+
+    def _grid_potential(self, sem_probs: Tensor,
+                        detections: InstanceData) -> Tensor:
+        """``Psi`` (D + N_st, h, w) of one image on V's grid (Eq. 1-2),
+        masks pasted on the grid."""
+        masks = None
+        if 'mask_probs' in detections:
+            masks = paste_masks_in_grid(detections.mask_probs,
+                                        detections.bboxes,
+                                        tuple(sem_probs.shape[-2:]),
+                                        self.feat_stride)
+        return self.dynamic_potential(sem_probs, detections.bboxes,
+                                      detections.scores, detections.labels,
+                                      masks)
+
+    def image_resolution_channels(self, seg_logits: Tensor,
+                                  x: Tuple[Tensor],
+                                  detections: InstanceList,
+                                  batch_img_metas: List[dict],
+                                  rescale: bool) -> List[Tensor]:
+        """Argmax channel of ``P`` at every output pixel
+        (``inference_resolution='image'``).
+
+        Args:
+            seg_logits (Tensor): (B, N_th + N_st, h, w) semantic logits.
+            x (tuple[Tensor]): FPN levels (for the affinity extractor).
+            detections (list[InstanceData]): From
+                :meth:`predicted_detections`.
+            batch_img_metas (list[dict]): Image metas.
+            rescale (bool): Output at ``ori_shape`` (else ``img_shape``).
+
+        Returns:
+            list[Tensor]: (H, W) int64 channel per pixel, per image.
+        """
+        sem_probs = seg_logits.softmax(dim=1)
+        affinity = self.affinity_head(x) \
+            if self.affinity_head is not None else None
+        channels = []
+        for i, (det, meta) in enumerate(zip(detections, batch_img_metas)):
+            height, width = self._grid_cells(meta, sem_probs.shape[-2:])
+            probs = sem_probs[i, :, :height, :width]
+            term = None
+            if affinity is not None:
+                term = self.affinity_head.affinity_term(
+                    self._grid_potential(probs, det),
+                    affinity['phi0'][i, :, :height, :width],
+                    affinity['phi1'][i, :, :height, :width])
+            output_shape = meta['ori_shape'] if rescale else \
+                meta['img_shape']
+            channels.append(
+                unified_argmax_at_image_resolution(
+                    probs, term, det.bboxes, det.scores, det.labels,
+                    det.get('mask_probs', None), self.dynamic_potential,
+                    self.feat_stride, tuple(meta['img_shape'][:2]),
+                    tuple(output_shape[:2])))
+        return channels
 
     def channel_labels(self, detections: InstanceList) -> List[Tensor]:
         """Class of every channel of ``P``: the detections', then the stuff
@@ -368,16 +459,25 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             panoptic = self._heuristic_predict(x, proposals, seg_logits,
                                                batch_data_samples, rescale)
         else:
-            detections = self.predicted_detections(x, batch_img_metas,
-                                                   proposals)
-            logits = self.panoptic_logits(seg_logits, x, detections,
-                                          batch_img_metas)
-            panoptic = [
-                self.panoptic_fusion_head.predict(
-                    self._to_image(p, meta, rescale)[None], labels[None])[0]
-                for p, labels, meta in zip(
-                    logits, self.channel_labels(detections), batch_img_metas)
-            ]
+            detections = self.predicted_detections(
+                x, batch_img_metas, proposals, self.test_detection_cfg)
+            labels = self.channel_labels(detections)
+            if self.inference_resolution == 'image':
+                channels = self.image_resolution_channels(
+                    seg_logits, x, detections, batch_img_metas, rescale)
+                panoptic = [
+                    self.panoptic_fusion_head.predict(c[None], lab[None])[0]
+                    for c, lab in zip(channels, labels)
+                ]
+            else:
+                logits = self.panoptic_logits(seg_logits, x, detections,
+                                              batch_img_metas)
+                panoptic = [
+                    self.panoptic_fusion_head.predict(
+                        self._to_image(p, meta, rescale)[None],
+                        lab[None])[0]
+                    for p, lab, meta in zip(logits, labels, batch_img_metas)
+                ]
         for sample, pan in zip(batch_data_samples, panoptic):
             sample.pred_panoptic_seg = PixelData(sem_seg=pan[None])
         return batch_data_samples
@@ -435,6 +535,7 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         seg_logits = self.semantic_head(x)['seg_preds']
         if self.inference == 'heuristic':
             return (seg_logits, ) + tuple(self.roi_head(x, proposals))
-        detections = self.predicted_detections(x, batch_img_metas, proposals)
+        detections = self.predicted_detections(x, batch_img_metas, proposals,
+                                               self.test_detection_cfg)
         return (seg_logits, ) + tuple(
             self.panoptic_logits(seg_logits, x, detections, batch_img_metas))

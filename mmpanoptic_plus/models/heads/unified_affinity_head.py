@@ -108,9 +108,29 @@ class UnifiedAffinityHead(BaseModule):
         return (_activate(phi0.flatten(1), self.phi0_activation),
                 _activate(phi1.flatten(1), self.phi1_activation))
 
+    def affinity_term(self, potential: Tensor, phi0: Tensor,
+                      phi1: Tensor) -> Tensor:
+        """``phi0(Q) (phi1(Q)^T Psi)`` of Eq. 4 for one image, in the order
+        of Eq. 3's right side (the HW x HW affinity is never formed).
+
+        Args:
+            potential (Tensor): (K, h, w) ``Psi`` (K = D + N_st).
+            phi0 (Tensor): (C, h, w) phi0's conv output on the same cells
+                (the image's valid region: padding excluded).
+            phi1 (Tensor): (C, h, w) phi1's conv output.
+
+        Returns:
+            Tensor: (K, h, w), what Eq. 4 adds to ``Psi``.
+        """
+        num, height, width = potential.shape
+        emb0, emb1 = self.embeddings(phi0, phi1)  # (C, N) each
+        psi = potential.flatten(1).to(emb1)  # (K, N)
+        context = emb1 @ psi.t()  # phi1(Q)^T Psi: (C, K)
+        return (emb0.t() @ context).t().view(num, height, width)
+
     def apply_affinity(self, potential: Tensor, phi0: Tensor,
                        phi1: Tensor) -> Tensor:
-        """Eq. 4 for one image, in the order of Eq. 3's right side.
+        """Eq. 4 for one image: ``P = Psi + phi0(Q) (phi1(Q)^T Psi)``.
 
         Args:
             potential (Tensor): (K, h, w) ``Psi`` (K = D + N_st).
@@ -121,9 +141,5 @@ class UnifiedAffinityHead(BaseModule):
         Returns:
             Tensor: (K, h, w) ``P``.
         """
-        num, height, width = potential.shape
-        emb0, emb1 = self.embeddings(phi0, phi1)  # (C, N) each
-        psi = potential.flatten(1).to(emb1)  # (K, N)
-        context = emb1 @ psi.t()  # phi1(Q)^T Psi: (C, K)
-        affinity_term = (emb0.t() @ context).t()  # (K, N)
-        return (psi + affinity_term).view(num, height, width)
+        term = self.affinity_term(potential, phi0, phi1)
+        return potential.to(term) + term

@@ -60,7 +60,8 @@ class UnifiedDynamicPotentialHead(nn.Module):
                 boxes: Tensor,
                 scores: Tensor,
                 labels: Tensor,
-                masks: Optional[Tensor] = None) -> Tensor:
+                masks: Optional[Tensor] = None,
+                stride: Optional[float] = None) -> Tensor:
         """``Psi`` of one image.
 
         Args:
@@ -71,6 +72,10 @@ class UnifiedDynamicPotentialHead(nn.Module):
             labels (Tensor): (D, ) thing classes ``c``.
             masks (Tensor, optional): (D, h, w) mask probabilities pasted on
                 the same grid (gradient kept); None for a mask-free detector.
+            stride (float, optional): Input pixels per cell of this call's
+                grid; None: the head's ``stride``. 1 evaluates Eq. 1-2 at
+                image resolution (``V`` upsampled, ``M`` pasted at image
+                resolution, as Eq. 2 defines it) at inference.
 
         Returns:
             Tensor: (D + N_st, h, w) ``Psi``.
@@ -80,7 +85,8 @@ class UnifiedDynamicPotentialHead(nn.Module):
             raise ValueError(f'expected {num_classes} semantic channels, got '
                              f'{sem_probs.shape[0]}')
         height, width = sem_probs.shape[-2:]
-        inside = pixels_in_boxes(boxes.detach().to(sem_probs) / self.stride,
+        stride = self.stride if stride is None else stride
+        inside = pixels_in_boxes(boxes.detach().to(sem_probs) / stride,
                                  height, width)  # (D, h, w)
         class_probs = sem_probs[labels.long()]  # V_i(c_k), (D, h, w)
         if masks is not None and masks.shape != class_probs.shape:

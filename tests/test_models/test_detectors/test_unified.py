@@ -3,17 +3,20 @@
 no NaN without things, predict, the paper and ablation configs, and a Runner
 smoke run of the synthetic config."""
 import copy
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData, PixelData
 
 from mmpanoptic_plus.models.detectors import UnifiedPanoptic
+from mmpanoptic_plus.models.layers.paste_masks import paste_masks_in_grid
 from mmpanoptic_plus.registry import MODELS
 from mmpanoptic_plus.utils import register_all_modules
 
@@ -44,6 +47,8 @@ def _tiny_model(name='unified_r18_d2_synthetic', **overrides):
             norm_cfg=dict(type='GN', num_groups=4))
     # keep low-score detections of the random model in the panoptic path
     cfg.detection_cfg.score_thr = 0.0
+    if cfg.get('test_detection_cfg') is not None:
+        cfg.test_detection_cfg.score_thr = 0.0
     cfg.test_cfg.rcnn.score_thr = 0.0
     cfg.update(overrides)
     torch.manual_seed(0)
@@ -226,8 +231,9 @@ def test_predict(inference):
         assert (labels < 5).all()
 
 
-def test_argmax_inference_is_the_argmax_of_p():
-    model = _tiny_model()
+@pytest.mark.parametrize('resolution', ['grid', 'image'])
+def test_argmax_inference_is_the_argmax_of_p(resolution):
+    model = _tiny_model(inference_resolution=resolution)
     model.eval()
     sample = _sample()
     batch = dict(
@@ -237,21 +243,66 @@ def test_argmax_inference_is_the_argmax_of_p():
         data = model.data_preprocessor(copy.deepcopy(batch), False)
         outs = model._forward(data['inputs'], data['data_samples'])
         pan = model.test_step(batch)[0].pred_panoptic_seg.sem_seg[0]
-    p = outs[1]
-    up = torch.nn.functional.interpolate(
-        p[None], scale_factor=4, mode='bilinear', align_corners=False)[0]
-    channel = up.argmax(0)
-    x = model.extract_feat(data['inputs'])
-    proposals = model.predict_proposals(x, data['data_samples'])
-    dets = model.predicted_detections(
-        x, [s.metainfo for s in data['data_samples']], proposals)
+        x = model.extract_feat(data['inputs'])
+        proposals = model.predict_proposals(x, data['data_samples'])
+        dets = model.predicted_detections(
+            x, [s.metainfo for s in data['data_samples']], proposals,
+            model.test_detection_cfg)
     labels = model.channel_labels(dets)[0]
+    assert len(dets[0]) > 0
+    p = outs[1]
+    if resolution == 'grid':
+        up = F.interpolate(
+            p[None], scale_factor=4, mode='bilinear', align_corners=False)[0]
+    else:
+        # Eq. 4 at every pixel: Psi from V upsampled and the masks pasted
+        # at image resolution, plus the grid's affinity term upsampled
+        with torch.no_grad():
+            det = dets[0]
+            probs = outs[0].softmax(dim=1)[0]
+            upsample = partial(F.interpolate, scale_factor=4,
+                               mode='bilinear', align_corners=False)
+            masks = paste_masks_in_grid(det.mask_probs, det.bboxes, (64, 64))
+            psi = model.dynamic_potential(
+                upsample(probs[None])[0], det.bboxes, det.scores, det.labels,
+                masks, stride=1)
+            grid_psi = model.dynamic_potential(
+                probs, det.bboxes, det.scores, det.labels,
+                paste_masks_in_grid(det.mask_probs, det.bboxes, (16, 16),
+                                    4))
+            up = psi + upsample((p - grid_psi)[None])[0]
+    channel = up.argmax(0)
     torch.testing.assert_close(pan % 1000, labels[channel])
+
+
+def test_test_detection_cfg_is_used_at_inference_only():
+    model = _tiny_model(
+        test_detection_cfg=dict(
+            score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.3, class_agnostic=True),
+            max_per_img=1))
+    assert model.detection_cfg.max_per_img == 20
+    model.eval()
+    batch = dict(
+        inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)],
+        data_samples=[_sample()])
+    with torch.no_grad():
+        data = model.data_preprocessor(copy.deepcopy(batch), False)
+        outs = model._forward(data['inputs'], data['data_samples'])
+        pan = model.test_step(batch)[0].pred_panoptic_seg.sem_seg[0]
+    assert outs[1].shape[0] == 1 + 2  # one detection, two stuff classes
+    # at most one thing segment
+    assert len((pan // 1000)[pan % 1000 < 3].unique()) <= 1
+    # without it, inference uses detection_cfg (the paper's one head)
+    plain = _tiny_model(test_detection_cfg=None)
+    assert plain.test_detection_cfg is plain.detection_cfg
 
 
 def test_bad_configs():
     with pytest.raises(ValueError):
         _tiny_model(inference='vote')
+    with pytest.raises(ValueError, match='inference_resolution'):
+        _tiny_model(inference_resolution='half')
     with pytest.raises(ValueError):  # heuristic needs the heuristic head
         _tiny_model(inference='heuristic')
 
