@@ -275,20 +275,35 @@ class UnifiedPanoptic(TwoStagePanopticBase):
             list[Tensor]: (D_b + N_st, h_b, w_b) per image, ``h_b =
             ceil(img_h / stride)``.
         """
+        logits = []
+        for (probs, phi), det in zip(
+                self._grid_inputs(seg_logits, x, batch_img_metas),
+                detections):
+            potential = self._grid_potential(probs, det)
+            if phi is not None:
+                potential = self.affinity_head.apply_affinity(potential, *phi)
+            logits.append(potential)
+        return logits
+
+    def _grid_inputs(
+        self, seg_logits: Tensor, x: Tuple[Tensor],
+        batch_img_metas: List[dict]
+    ) -> List[Tuple[Tensor, Optional[Tuple[Tensor, Tensor]]]]:
+        """Per image, cropped to its cells: ``V`` (N_th + N_st, h, w) and,
+        with the affinity head, phi0's and phi1's conv outputs (C, h, w)
+        (else None)."""
         sem_probs = seg_logits.softmax(dim=1)
         affinity = self.affinity_head(x) \
             if self.affinity_head is not None else None
-        logits = []
-        for i, (det, meta) in enumerate(zip(detections, batch_img_metas)):
+        inputs = []
+        for i, meta in enumerate(batch_img_metas):
             height, width = self._grid_cells(meta, sem_probs.shape[-2:])
-            probs = sem_probs[i, :, :height, :width]
-            potential = self._grid_potential(probs, det)
+            phi = None
             if affinity is not None:
-                potential = self.affinity_head.apply_affinity(
-                    potential, affinity['phi0'][i, :, :height, :width],
-                    affinity['phi1'][i, :, :height, :width])
-            logits.append(potential)
-        return logits
+                phi = (affinity['phi0'][i, :, :height, :width],
+                       affinity['phi1'][i, :, :height, :width])
+            inputs.append((sem_probs[i, :, :height, :width], phi))
+        return inputs
 
     def _grid_cells(self, meta: dict,
                     grid_shape: Tuple[int, int]) -> Tuple[int, int]:
@@ -332,19 +347,14 @@ class UnifiedPanoptic(TwoStagePanopticBase):
         Returns:
             list[Tensor]: (H, W) int64 channel per pixel, per image.
         """
-        sem_probs = seg_logits.softmax(dim=1)
-        affinity = self.affinity_head(x) \
-            if self.affinity_head is not None else None
         channels = []
-        for i, (det, meta) in enumerate(zip(detections, batch_img_metas)):
-            height, width = self._grid_cells(meta, sem_probs.shape[-2:])
-            probs = sem_probs[i, :, :height, :width]
+        for (probs, phi), det, meta in zip(
+                self._grid_inputs(seg_logits, x, batch_img_metas),
+                detections, batch_img_metas):
             term = None
-            if affinity is not None:
+            if phi is not None:
                 term = self.affinity_head.affinity_term(
-                    self._grid_potential(probs, det),
-                    affinity['phi0'][i, :, :height, :width],
-                    affinity['phi1'][i, :, :height, :width])
+                    self._grid_potential(probs, det), *phi)
             output_shape = meta['ori_shape'] if rescale else \
                 meta['img_shape']
             channels.append(
