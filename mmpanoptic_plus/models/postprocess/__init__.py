@@ -20,8 +20,7 @@ from .realtime_panoptic import (RTP_TEST_CFG, CroppedMasks, build_dense_boxes,
                                 rtp_queries_to_panoptic,
                                 select_query_boxes,
                                 semantic_labels_to_output)
-from .unified import (resample_grid_rows,
-                      unified_argmax_at_image_resolution)
+from .unified import unified_argmax_at_image_resolution
 from .rtp_query_selection import (RTPQuerySlots, nms_iou_threshold,
                                   select_query_slots, trim_query_slots)
 
@@ -39,7 +38,7 @@ __all__ = [
     'rtp_instance_masks',
     'rtp_mask_probabilities', 'rtp_panoptic_predict',
     'select_query_boxes', 'semantic_labels_to_output', 'onnx_nms',
-    'rtp_queries_to_panoptic', 'resample_grid_rows',
+    'rtp_queries_to_panoptic',
     'unified_argmax_at_image_resolution', 'RTPQuerySlots', 'nms_iou_threshold',
     'select_query_slots', 'trim_query_slots'
 ]

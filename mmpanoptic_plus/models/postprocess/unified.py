@@ -23,59 +23,13 @@ reach it.
 from typing import Callable, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmpanoptic_plus.models.layers.paste_masks import paste_masks_in_grid
+from mmpanoptic_plus.models.utils import resample_to_output
 
 #: Floats of one band's (K, rows, W) logits: 16 M (64 MB in fp32).
 BAND_ELEMENTS = 2**24
-
-
-def resample_grid_rows(grid: Tensor, grid_stride: float,
-                       input_shape: Tuple[int, int],
-                       output_shape: Tuple[int, int], top: int,
-                       bottom: int) -> Tensor:
-    """Bilinear values of a strided grid at the centres of output rows
-    ``top .. bottom - 1``.
-
-    Cell ``(i, j)`` is centred at input pixel ``((j + 0.5) s, (i + 0.5) s)``
-    and output pixel ``(y, x)`` at input pixel ``((x + 0.5) W_in / W_out,
-    (y + 0.5) H_in / H_out)``; outside the outer cell centres the border
-    value is kept. With ``output_shape == input_shape`` this is
-    ``F.interpolate(grid, scale_factor=s, mode='bilinear',
-    align_corners=False)`` cropped to the input.
-
-    Args:
-        grid (Tensor): (K, h, w) values on the grid.
-        grid_stride (float): ``s``, input pixels per cell.
-        input_shape (tuple[int, int]): (H_in, W_in) the grid covers.
-        output_shape (tuple[int, int]): (H_out, W_out) sampled.
-        top (int): First output row.
-        bottom (int): One past the last output row.
-
-    Returns:
-        Tensor: (K, bottom - top, W_out).
-    """
-    num_rows = bottom - top
-    height, width = grid.shape[-2:]
-    (in_h, in_w), (out_h, out_w) = input_shape, output_shape
-    ys = (torch.arange(top, bottom, device=grid.device, dtype=grid.dtype) +
-          0.5) * (in_h / out_h)
-    xs = (torch.arange(out_w, device=grid.device, dtype=grid.dtype) +
-          0.5) * (in_w / out_w)
-    # grid_sample (align_corners=False): -1 / +1 are the outer cell edges
-    norm_y = ys / (grid_stride * height) * 2 - 1
-    norm_x = xs / (grid_stride * width) * 2 - 1
-    coords = torch.stack((norm_x[None].expand(num_rows, out_w),
-                          norm_y[:, None].expand(num_rows, out_w)),
-                         dim=-1)
-    return F.grid_sample(
-        grid[None],
-        coords[None],
-        mode='bilinear',
-        padding_mode='border',
-        align_corners=False)[0]
 
 
 def unified_argmax_at_image_resolution(
@@ -86,7 +40,7 @@ def unified_argmax_at_image_resolution(
         labels: Tensor,
         mask_probs: Optional[Tensor],
         potential: Callable[..., Tensor],
-        grid_stride: float,
+        grid_stride: int,
         input_shape: Tuple[int, int],
         output_shape: Tuple[int, int],
         band_elements: int = BAND_ELEMENTS) -> Tensor:
@@ -105,7 +59,7 @@ def unified_argmax_at_image_resolution(
         potential (callable): The dynamic potential head
             (:class:`UnifiedDynamicPotentialHead`), called with
             ``stride=1``.
-        grid_stride (float): Input pixels per cell of ``sem_probs``.
+        grid_stride (int): Input pixels per cell of ``sem_probs``.
         input_shape (tuple[int, int]): (H_in, W_in), the network input's
             image region (``img_shape``).
         output_shape (tuple[int, int]): (H_out, W_out), e.g. ``ori_shape``.
@@ -131,12 +85,15 @@ def unified_argmax_at_image_resolution(
     # a loop over bands of rows (a handful per image), not over pixels
     for top in range(0, out_h, rows):
         bottom = min(top + rows, out_h)
-        probs = resample_grid_rows(sem_probs, grid_stride, input_shape,
-                                   output_shape, top, bottom)
+        # V and the affinity term sampled at the band's pixel centres (one
+        # bilinear map from the grid to the output, as for every other
+        # method's stride-4 maps)
+        probs = resample_to_output(sem_probs, input_shape, output_shape,
+                                   grid_stride, (top, bottom))
         if affinity_term is not None:
-            logits = resample_grid_rows(
-                affinity_term.to(probs), grid_stride, input_shape,
-                output_shape, top, bottom)
+            logits = resample_to_output(
+                affinity_term.to(probs), input_shape, output_shape,
+                grid_stride, (top, bottom))
         else:
             logits = probs.new_zeros((num_channels, bottom - top, out_w))
         # only boxes that reach the band add a non-zero Psi there

@@ -8,7 +8,7 @@ whose size padding rounded up (P6/P7 of an input that is a multiple of 32 but
 not of 128) do not, so these functions sample with ``grid_sample`` at the
 image coordinates of the target cells instead (border-clamped).
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,8 @@ def output_sample_coordinates(out_size: int, img_size: int, map_size: int,
 def resample_to_output(maps: Tensor,
                        img_shape: Tuple[int, int],
                        out_shape: Tuple[int, int],
-                       stride: int = 4) -> Tensor:
+                       stride: int = 4,
+                       rows: Optional[Tuple[int, int]] = None) -> Tensor:
     """Bilinearly resample stride-``stride`` maps of a padded input to an
     output size, in one step.
 
@@ -157,13 +158,19 @@ def resample_to_output(maps: Tensor,
         img_shape (tuple[int, int]): Valid (H_img, W_img) of the input.
         out_shape (tuple[int, int]): (H_out, W_out).
         stride (int): Stride of ``maps``. Defaults to 4.
+        rows (tuple[int, int], optional): ``(top, bottom)``: only output rows
+            ``top .. bottom - 1`` (a band of the output, as a band-wise
+            consumer needs it); None: all.
 
     Returns:
-        Tensor: (C, H_out, W_out).
+        Tensor: (C, H_out, W_out), or (C, bottom - top, W_out) with
+        ``rows``.
     """
     h, w = maps.shape[-2:]
     gy = output_sample_coordinates(out_shape[0], img_shape[0], h, stride,
                                    maps.device, maps.dtype)
+    if rows is not None:
+        gy = gy[rows[0]:rows[1]]
     gx = output_sample_coordinates(out_shape[1], img_shape[1], w, stride,
                                    maps.device, maps.dtype)
     grid = torch.stack((gx[None, :].expand(len(gy), len(gx)),

@@ -5,19 +5,20 @@ import torch.nn.functional as F
 
 from mmpanoptic_plus.models.heads import UnifiedDynamicPotentialHead
 from mmpanoptic_plus.models.layers.paste_masks import paste_masks_in_grid
-from mmpanoptic_plus.models.postprocess import (
-    resample_grid_rows, unified_argmax_at_image_resolution)
+from mmpanoptic_plus.models.postprocess import \
+    unified_argmax_at_image_resolution
+from mmpanoptic_plus.models.utils import resample_to_output
 
 
 @pytest.mark.parametrize('top,bottom', [(0, 24), (0, 5), (7, 19), (23, 24)])
-def test_resample_equals_interpolate_at_input_size(top, bottom):
+def test_resample_rows_equal_interpolate_at_input_size(top, bottom):
     torch.manual_seed(0)
     grid = torch.rand(3, 6, 5)
     full = F.interpolate(
         grid[None], scale_factor=4, mode='bilinear',
         align_corners=False)[0, :, :23, :18]  # image 23x18 on 6x5 cells
-    rows = resample_grid_rows(grid, 4, (23, 18), (23, 18), top,
-                              min(bottom, 23))
+    rows = resample_to_output(grid, (23, 18), (23, 18), 4,
+                              (top, min(bottom, 23)))
     torch.testing.assert_close(rows, full[:, top:min(bottom, 23)])
 
 
@@ -25,12 +26,12 @@ def test_resample_to_another_size_by_hand():
     # input 4x4 on 2x2 cells of stride 2, output 2x2: output pixel (y, x)
     # is centred at input pixel (2x + 1, 2y + 1), i.e. at a cell centre
     grid = torch.tensor([[[1., 2.], [3., 4.]]])
-    out = resample_grid_rows(grid, 2, (4, 4), (2, 2), 0, 2)
+    out = resample_to_output(grid, (4, 4), (2, 2), 2, (0, 2))
     torch.testing.assert_close(out, grid)
     # output 1x4: the row centre at input y = 2 is cell row 0.5 (the mean
     # of the rows: 2, 3); columns at x = 0.5, 1.5, 2.5, 3.5 are cell
     # columns -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1)
-    out = resample_grid_rows(grid, 2, (4, 4), (1, 4), 0, 1)
+    out = resample_to_output(grid, (4, 4), (1, 4), 2, (0, 1))
     torch.testing.assert_close(
         out, torch.tensor([[[2., 2.25, 2.75, 3.]]]))
 
@@ -91,13 +92,12 @@ def test_banded_argmax_equals_a_naive_full_image_argmax(
     out_h, out_w = output_shape
     scale = torch.tensor([out_w / 27, out_h / 22] * 2)
     # naive: the whole image at once, no band and no box selection
-    sem_out = resample_grid_rows(sem, 4, input_shape, output_shape, 0, out_h)
+    sem_out = resample_to_output(sem, input_shape, output_shape, 4)
     pasted = None
     if masks is not None:
         pasted = paste_masks_in_grid(masks, boxes * scale, output_shape)
     logits = head(sem_out, boxes * scale, scores, labels, pasted, stride=1)
-    logits = logits + resample_grid_rows(term, 4, input_shape, output_shape,
-                                         0, out_h)
+    logits = logits + resample_to_output(term, input_shape, output_shape, 4)
     expected = logits.argmax(0)
     for band_elements in (10**9, 7 * out_w * 3, 1):
         index = unified_argmax_at_image_resolution(
@@ -112,5 +112,5 @@ def test_no_detection_gives_the_stuff_argmax():
         sem, None, torch.zeros(0, 4), torch.zeros(0),
         torch.zeros(0, dtype=torch.long), torch.zeros(0, 7, 7), head, 4,
         (22, 27), (22, 27))
-    stuff = resample_grid_rows(sem[3:], 4, (22, 27), (22, 27), 0, 22)
+    stuff = resample_to_output(sem[3:], (22, 27), (22, 27), 4)
     torch.testing.assert_close(index, stuff.argmax(0))
