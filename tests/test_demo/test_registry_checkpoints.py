@@ -29,8 +29,6 @@ SYNTHETIC_META = dict(
 # key: (PQ, PQ_th, PQ_st) floors; measured on the 16 images (PQ / PQ_th /
 # PQ_st), 2026-12-01: see the docstring
 FLOORS = {
-    'panoptic_deeplab': (45.0, 15.0, 90.0),  # measured: filled below
-    'pisr': (45.0, 15.0, 90.0),
     'rtp': (60.0, 40.0, 90.0),  # measured 69.7 / 50.1 / 99.0
     'ciae': (75.0, 65.0, 90.0),  # measured 84.7 / 74.9 / 99.3
     'unified_d2': (58.0, 37.0, 90.0),  # measured 67.9 / 47.5 / 98.7
