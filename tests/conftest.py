@@ -10,6 +10,10 @@
 - ``synthetic_root``: :class:`~pathlib.Path` of a small synthetic panoptic
   set generated once per session (8 train / 4 val images, 64x64, seed 0;
   layout of ``tools/dataset_converters/make_synthetic.py``). Read-only too.
+- ``synthetic_dataset_meta``: the synthetic set's ``dataset_meta`` (classes
+  and colours) written out by hand, not read from
+  ``SyntheticPanopticDataset.METAINFO``: the oracle for what a published
+  checkpoint must carry.
 """
 import os
 from pathlib import Path
@@ -20,6 +24,16 @@ SYNTHETIC_NUM_TRAIN = 8
 SYNTHETIC_NUM_VAL = 4
 SYNTHETIC_SIZE = (64, 64)
 SYNTHETIC_SEED = 0
+
+
+@pytest.fixture(scope='session')
+def synthetic_dataset_meta() -> dict:
+    return dict(
+        classes=('disc', 'square', 'triangle', 'sky', 'ground'),
+        thing_classes=('disc', 'square', 'triangle'),
+        stuff_classes=('sky', 'ground'),
+        palette=[(220, 20, 60), (0, 0, 142), (250, 170, 30), (70, 130, 180),
+                 (152, 118, 84)])
 
 
 @pytest.fixture(scope='session')

@@ -20,12 +20,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SYNTHETIC_META = dict(
-    classes=('disc', 'square', 'triangle', 'sky', 'ground'),
-    thing_classes=('disc', 'square', 'triangle'),
-    stuff_classes=('sky', 'ground'),
-    palette=[(220, 20, 60), (0, 0, 142), (250, 170, 30), (70, 130, 180),
-             (152, 118, 84)])
 # key: (PQ, PQ_th, PQ_st) floors; measured on the 16 images (PQ / PQ_th /
 # PQ_st), 2026-12-01: see the docstring
 FLOORS = {
@@ -63,7 +57,7 @@ def test_every_shipped_checkpoint_is_in_the_registry():
 
 
 @pytest.mark.parametrize('key,config,checkpoint', SHIPPED)
-def test_checkpoint_file(key, config, checkpoint):
+def test_checkpoint_file(key, config, checkpoint, synthetic_dataset_meta):
     assert osp.getsize(checkpoint) <= 8 * 2**20
     with open(checkpoint, 'rb') as file:
         sha = hashlib.sha256(file.read()).hexdigest()
@@ -73,7 +67,7 @@ def test_checkpoint_file(key, config, checkpoint):
     content = torch.load(checkpoint, weights_only=True)
     assert set(content) == {'meta', 'state_dict'}
     assert content['meta']['fp16'] is True
-    assert content['meta']['dataset_meta'] == SYNTHETIC_META
+    assert content['meta']['dataset_meta'] == synthetic_dataset_meta
     assert all(value.dtype != torch.float32
                for value in content['state_dict'].values())
 

@@ -89,22 +89,15 @@ def test_publish_bad_input(tmp_path):
         tool.publish_checkpoint(str(bad), str(tmp_path / 'out.pth'))
 
 
-# The synthetic set's classes and colours, written out by hand (not read
-# from SyntheticPanopticDataset.METAINFO, which the tool uses).
-SYNTHETIC_META = dict(
-    classes=('disc', 'square', 'triangle', 'sky', 'ground'),
-    thing_classes=('disc', 'square', 'triangle'),
-    stuff_classes=('sky', 'ground'),
-    palette=[(220, 20, 60), (0, 0, 142), (250, 170, 30), (70, 130, 180),
-             (152, 118, 84)])
-
-
 def _write_config(path, dataset):
     path.write_text(f'test_dataloader = dict(dataset={dataset!r})\n')
     return str(path)
 
 
-def test_publish_stores_dataset_meta_from_config(tmp_path):
+def test_publish_stores_dataset_meta_from_config(tmp_path,
+                                                 synthetic_dataset_meta):
+    # the expected classes and colours are written out by hand (conftest),
+    # not read from SyntheticPanopticDataset.METAINFO, which the tool uses
     tool = _load_tool()
     source = tmp_path / 'iter_7.pth'
     _runner_like_checkpoint(source, _tiny_model())
@@ -116,7 +109,7 @@ def test_publish_stores_dataset_meta_from_config(tmp_path):
         str(tmp_path / 'tiny.pth'), '--fp16', '--config', config
     ])
     published = torch.load(out, weights_only=True)  # plain values only
-    assert published['meta']['dataset_meta'] == SYNTHETIC_META
+    assert published['meta']['dataset_meta'] == synthetic_dataset_meta
     assert published['meta']['iter'] == 7 and published['meta']['fp16']
     # the config's metainfo overrides the class METAINFO, through wrappers
     config = _write_config(
@@ -134,7 +127,7 @@ def test_publish_stores_dataset_meta_from_config(tmp_path):
         str(source), str(tmp_path / 'renamed.pth'), config=config)
     dataset_meta = torch.load(out, weights_only=True)['meta']['dataset_meta']
     assert dataset_meta == dict(
-        SYNTHETIC_META,
+        synthetic_dataset_meta,
         classes=('a', 'b', 'c', 'd', 'e'),
         thing_classes=('a', 'b', 'c'),
         stuff_classes=('d', 'e'))
