@@ -45,15 +45,6 @@ class PSSHead(BaseModule):
       truth (:func:`pss_training_segments`), hybrid scale exemplars for
       thing instances under ``small_area`` (A_p = 2048; None disables
       them); SegSort loss (:class:`PSSSegSortLoss`, kappa = 8).
-    - Ours, off by default (not in the paper): ``loss_pixel_cls`` also
-      applies the segment classifier to every labelled pixel embedding
-      (the two 1x1 convs, per pixel instead of per prototype) with the
-      pixel's ground-truth class. Sec. 3.2 relies on instances of one class
-      looking alike, so that the SegSort embedding carries the class; where
-      they do not (the synthetic set paints each instance a random colour:
-      the class is in the shape only), the per-segment loss alone leaves the
-      embedding near class-blind. The dense loss gives the classifier's
-      gradient one term per pixel instead of one per segment.
 
     Args:
         num_things (int): Thing classes.
@@ -78,9 +69,6 @@ class PSSHead(BaseModule):
         loss_cls (dict): Segment classification loss.
         loss_seed_heatmap (dict): Heatmap loss (L2).
         loss_seed_offset (dict): Offset loss (L1).
-        loss_pixel_cls (dict, optional): Per-pixel classification loss
-            through the segment classifier (ours; needs the classifier).
-            Defaults to None (the paper: prototypes only).
         stride (int): Stride of the branch outputs. Defaults to 4.
         init_cfg (dict, optional): Initialisation.
     """
@@ -107,7 +95,6 @@ class PSSHead(BaseModule):
                      type='MSELoss', loss_weight=1.0),
                  loss_seed_offset: ConfigType = dict(
                      type='L1Loss', loss_weight=0.1),
-                 loss_pixel_cls: OptConfigType = None,
                  stride: int = 4,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -139,11 +126,6 @@ class PSSHead(BaseModule):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_seed_heatmap = MODELS.build(loss_seed_heatmap)
         self.loss_seed_offset = MODELS.build(loss_seed_offset)
-        if loss_pixel_cls is not None and not self.with_classifier:
-            raise ValueError('loss_pixel_cls needs the segment classifier '
-                             '(classifier_channels is None)')
-        self.loss_pixel_cls = None if loss_pixel_cls is None else \
-            MODELS.build(loss_pixel_cls)
 
     def _branch_cfg(self, cfg: ConfigType, out_channels: int) -> dict:
         cfg = dict(cfg)
@@ -228,7 +210,7 @@ class PSSHead(BaseModule):
 
         Returns:
             dict[str, Tensor]: ``loss_segsort``, ``loss_segment_cls`` (with
-            classifier), ``loss_pixel_cls`` (with ``loss_pixel_cls``), ``loss_seed_heatmap`` and ``loss_seed_offset`` (with
+            classifier), ``loss_seed_heatmap`` and ``loss_seed_offset`` (with
             seeding).
         """
         outs = self(x)
@@ -260,13 +242,6 @@ class PSSHead(BaseModule):
                     self.classifier(segments.prototypes), segments.labels)
             else:
                 losses['loss_segment_cls'] = embeds.sum() * 0
-            if self.loss_pixel_cls is not None:
-                if segments.pixel_segments.numel():
-                    losses['loss_pixel_cls'] = self.loss_pixel_cls(
-                        self.classifier(segments.pixel_embeds),
-                        segments.labels[segments.pixel_segments])
-                else:
-                    losses['loss_pixel_cls'] = embeds.sum() * 0
         elif self.training and segments.labels.numel():
             self._update_class_means(segments.prototypes.detach(),
                                      segments.labels)

@@ -133,39 +133,3 @@ def test_missing_segment_targets_raise():
     del ds.gt_segment_ids
     with pytest.raises(KeyError, match='GeneratePanopticSegmentIds'):
         make_head().loss(feats(1), [ds])
-
-
-def test_pixel_classification_loss_against_naive_cells():
-    """``loss_pixel_cls`` (ours, off by default) is the mean cross entropy of
-    the segment classifier over every labelled stride-4 cell, each cell
-    labelled with the class of the ground truth at its centre."""
-    head = make_head(loss_pixel_cls=dict(type='CrossEntropyLoss',
-                                         loss_weight=2.0))
-    data = [sample(), sample(False)]
-    x = feats()
-    losses = head.loss(x, data)
-    assert 'loss_pixel_cls' in losses
-    assert 'loss_pixel_cls' not in make_head().loss(x, data)
-    embeds = head(x)['embeddings']
-    total, count = 0., 0
-    for b, ds in enumerate(data):
-        ids, labels = ds.gt_segment_ids.data[0], ds.gt_segments.labels
-        for i in range(8):
-            for j in range(8):
-                gt = int(ids[4 * i + 2, 4 * j + 2])
-                logits = head.classifier(embeds[b, :, i, j])
-                total += float(
-                    torch.nn.functional.cross_entropy(
-                        logits[None], labels[gt][None]))
-                count += 1
-    assert count == 128
-    assert abs(float(losses['loss_pixel_cls']) - 2.0 * total / count) < 1e-5
-    losses['loss_pixel_cls'].backward()
-    assert all(p.grad is not None
-               for p in head.embedding_branch.parameters())
-
-
-def test_pixel_classification_loss_needs_the_classifier():
-    with pytest.raises(ValueError, match='classifier'):
-        make_head(classifier_channels=None,
-                  loss_pixel_cls=dict(type='CrossEntropyLoss'))
