@@ -140,6 +140,30 @@ def test_ablation_switches_build(switch):
         assert not head.with_classifier
 
 
+def test_synthetic_stage_and_ablation_configs():
+    """The shipped checkpoint's schedule (2000 + 1000 + 2000 iterations,
+    each stage from the previous one's last weights) and the hybrid-off
+    ablation, which differs from the first stage in A_p only."""
+    first = _config('pss_r18_synthetic')
+    stage2 = _config('pss_r18_synthetic_stage2')
+    stage3 = _config('pss_r18_synthetic_stage3')
+    assert first.train_cfg.max_iters == 2000
+    assert (stage2.train_cfg.max_iters, stage3.train_cfg.max_iters) == (1000,
+                                                                        2000)
+    assert stage2.load_from == 'work_dirs/pss/iter_2000.pth'
+    assert stage3.load_from == 'work_dirs/pss_stage2/iter_1000.pth'
+    assert stage3.param_scheduler[1].end == 2000
+    assert stage3.model == first.model == stage2.model
+    off = _config('pss_r18_synthetic_hybrid-off')
+    assert off.model.panoptic_head.small_area is None
+    assert first.model.panoptic_head.small_area == 512
+    off.model.panoptic_head.small_area = 512
+    assert off.model == first.model
+    assert off.train_cfg == first.train_cfg
+    assert MODELS.build(_config('pss_r18_synthetic_hybrid-off').model
+                        ).panoptic_head.small_area is None
+
+
 def test_synthetic_config_runs_through_runner(synthetic_root, tmp_path):
     """Three iterations of pss_r18_synthetic.py: losses finite."""
     cfg = _config('pss_r18_synthetic')
