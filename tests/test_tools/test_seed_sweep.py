@@ -3,7 +3,7 @@
 min-max, difference to the first config) on hand-made numbers, the report,
 the argument checks, and a real sweep (2 seeds x 2 iterations of a tiny
 config) that --skip-train re-evaluates, in a subprocess, to the same
-numbers."""
+numbers and --resume continues."""
 import importlib.util
 import json
 import math
@@ -182,3 +182,13 @@ def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
     for name in ('PQ', 'PQ_th', 'PQ_st'):
         assert again[0]['metrics'][name] == pytest.approx(
             result['runs'][1]['metrics'][name]), name
+
+    # --resume continues seed 0 from iter_2 instead of starting over
+    assert sweep.main(common + ['--seeds', '0', '--max-iters', '4',
+                                '--resume', '--in-process', '--out',
+                                str(tmp_path / 'resumed')]) == 0
+    resumed = json.loads(
+        (tmp_path / 'resumed.json').read_text())['runs'][0]
+    assert Path(resumed['checkpoint']).name == 'iter_4.pth'
+    logs = [log.read_text() for log in (run_dir / 'seed0').glob('*/*.log')]
+    assert sum('resumed epoch: 0, iter: 2' in log for log in logs) == 1

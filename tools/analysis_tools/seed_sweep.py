@@ -3,8 +3,8 @@
 
     python tools/analysis_tools/seed_sweep.py CONFIG [CONFIG ...]
         --seeds 0 1 2 --val-dir DIR --work-root DIR [--max-iters N]
-        [--cfg-options k=v ...] [--skip-train] [--keep-val] [--in-process]
-        [--out PREFIX]
+        [--cfg-options k=v ...] [--skip-train] [--resume] [--keep-val]
+        [--in-process] [--out PREFIX]
 
 For every config and every seed: train with ``randomness.seed=SEED`` into
 ``WORK_ROOT/<config folder>_<config name>/seed<SEED>`` (``tools/train.py``'s
@@ -22,7 +22,8 @@ Each (config, seed) runs in a subprocess of its own (this script with
 ``--in-process`` and that one seed; its output goes to ``seed_sweep.log``
 in the run's work dir), so that a failed run does not end the sweep and
 memory is given back; ``--in-process`` runs everything in this process.
-``--skip-train`` re-evaluates the existing work dirs. ``--max-iters N`` sets
+``--skip-train`` re-evaluates the existing work dirs; ``--resume`` continues
+runs cut short from their last checkpoints. ``--max-iters N`` sets
 ``train_cfg.max_iters`` only (schedules keep their own ends). The in-training
 validation is switched off (the measurement is the evaluation on
 ``--val-dir``) unless ``--keep-val``. ``--cfg-options`` apply to training and
@@ -86,6 +87,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--skip-train', action='store_true',
         help='only evaluate the existing work dirs')
+    parser.add_argument(
+        '--resume', action='store_true',
+        help='continue each run from the last checkpoint in its work dir '
+        '(a run cut short, e.g. by a stopped session); a run without one '
+        'starts from scratch')
     parser.add_argument(
         '--keep-val', action='store_true',
         help='keep the config\'s validation during training')
@@ -186,8 +192,9 @@ def _experiment_name(config: str, seed: int, phase: str) -> str:
 
 def train_one(config: str, seed: int, work_dir: str,
               max_iters: Optional[int], cfg_options: Dict,
-              keep_val: bool) -> None:
-    """Train one config with one seed, as ``tools/train.py`` would."""
+              keep_val: bool, resume: bool = False) -> None:
+    """Train one config with one seed, as ``tools/train.py`` would
+    (``resume``: as its ``--resume`` without a path)."""
     from mmengine.runner import Runner
     train_tool = _load_tool('train.py')
     options = copy.deepcopy(cfg_options)
@@ -199,7 +206,8 @@ def train_one(config: str, seed: int, work_dir: str,
     cfg = train_tool.build_train_config(
         argparse.Namespace(
             config=config, work_dir=work_dir, amp=False,
-            auto_scale_lr=False, resume=None, cfg_options=options,
+            auto_scale_lr=False, resume='auto' if resume else None,
+            cfg_options=options,
             launcher='none'))
     cfg.experiment_name = _experiment_name(config, seed, 'train')
     Runner.from_cfg(cfg).train()
@@ -249,7 +257,7 @@ def run_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
     work_dir = run_dir(args.work_root, config, seed)
     if not args.skip_train:
         train_one(config, seed, work_dir, args.max_iters, args.cfg_dict,
-                  args.keep_val)
+                  args.keep_val, args.resume)
     return evaluate_one(config, seed, work_dir, args.val_dir, args.cfg_dict)
 
 
@@ -275,10 +283,12 @@ def run_in_subprocess(args: argparse.Namespace, config: str,
         command += ['--cfg-options'] + list(args.cfg_options)
     command += [
         flag for flag, on in (('--skip-train', args.skip_train),
-                              ('--keep-val', args.keep_val)) if on
+                              ('--keep-val', args.keep_val),
+                              ('--resume', args.resume)) if on
     ]
     log_path = osp.join(work_dir, 'seed_sweep.log')
-    with open(log_path, 'w') as log:
+    # a resumed run keeps the log of its first part
+    with open(log_path, 'a' if args.resume else 'w') as log:
         status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
     if status != 0 or not osp.isfile(record_path):
         raise RuntimeError(f'exit status {status}; see {log_path}')

@@ -142,8 +142,9 @@ def test_ablation_switches_build(switch):
 
 def test_synthetic_stage_and_ablation_configs():
     """The shipped checkpoint's schedule (2000 + 1000 + 2000 iterations,
-    each stage from the previous one's last weights) and the hybrid-off
-    ablation, which differs from the first stage in A_p only."""
+    each stage from the previous one's last weights) and the hybrid-off and
+    classifier-off ablations, which differ from the first stage in A_p and
+    the classifier width only."""
     first = _config('pss_r18_synthetic')
     stage2 = _config('pss_r18_synthetic_stage2')
     stage3 = _config('pss_r18_synthetic_stage3')
@@ -162,6 +163,14 @@ def test_synthetic_stage_and_ablation_configs():
     assert off.train_cfg == first.train_cfg
     assert MODELS.build(_config('pss_r18_synthetic_hybrid-off').model
                         ).panoptic_head.small_area is None
+    no_cls = _config('pss_r18_synthetic_classifier-off')
+    assert no_cls.model.panoptic_head.classifier_channels is None
+    assert first.model.panoptic_head.classifier_channels == 64
+    no_cls.model.panoptic_head.classifier_channels = 64
+    assert no_cls.model == first.model
+    assert no_cls.train_cfg == first.train_cfg
+    assert not MODELS.build(_config('pss_r18_synthetic_classifier-off').model
+                            ).panoptic_head.with_classifier
 
 
 def test_synthetic_config_runs_through_runner(synthetic_root, tmp_path):
