@@ -155,20 +155,19 @@ def test_synthetic_stage_and_ablation_configs():
     assert stage3.load_from == 'work_dirs/pss_stage2/iter_1000.pth'
     assert stage3.param_scheduler[1].end == 2000
     assert stage3.model == first.model == stage2.model
-    off = _config('pss_r18_synthetic_hybrid-off')
-    assert off.model.panoptic_head.small_area is None
-    assert first.model.panoptic_head.small_area == 512
-    off.model.panoptic_head.small_area = 512
-    assert off.model == first.model
-    assert off.train_cfg == first.train_cfg
+    # (config, head key, its value there, its value in the first stage)
+    for name, key, off_value, on_value in (
+            ('pss_r18_synthetic_hybrid-off', 'small_area', None, 512),
+            ('pss_r18_synthetic_classifier-off', 'classifier_channels',
+             None, 64)):
+        off = _config(name)
+        assert off.model.panoptic_head[key] is off_value, name
+        assert first.model.panoptic_head[key] == on_value, name
+        off.model.panoptic_head[key] = on_value
+        assert off.model == first.model, name
+        assert off.train_cfg == first.train_cfg, name
     assert MODELS.build(_config('pss_r18_synthetic_hybrid-off').model
                         ).panoptic_head.small_area is None
-    no_cls = _config('pss_r18_synthetic_classifier-off')
-    assert no_cls.model.panoptic_head.classifier_channels is None
-    assert first.model.panoptic_head.classifier_channels == 64
-    no_cls.model.panoptic_head.classifier_channels = 64
-    assert no_cls.model == first.model
-    assert no_cls.train_cfg == first.train_cfg
     assert not MODELS.build(_config('pss_r18_synthetic_classifier-off').model
                             ).panoptic_head.with_classifier
 
