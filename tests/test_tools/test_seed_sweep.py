@@ -3,7 +3,7 @@
 min-max, difference to the first config) on hand-made numbers, the report,
 the argument checks, and a real sweep (2 seeds x 2 iterations of a tiny
 config) that --skip-train re-evaluates, in a subprocess, to the same
-numbers and --resume continues."""
+numbers, --resume continues and --collect reports."""
 import importlib.util
 import json
 import math
@@ -192,3 +192,13 @@ def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
     assert Path(resumed['checkpoint']).name == 'iter_4.pth'
     logs = [log.read_text() for log in (run_dir / 'seed0').glob('*/*.log')]
     assert sum('resumed epoch: 0, iter: 2' in log for log in logs) == 1
+
+    # --collect reports the records the runs left, running nothing
+    assert sweep.main(common + ['--seeds', '0', '1', '2', '--collect',
+                                '--out', str(tmp_path / 'collected')]) == 1
+    collected = json.loads((tmp_path / 'collected.json').read_text())
+    assert [run['checkpoint'] for run in collected['runs']] == [
+        resumed['checkpoint'], result['runs'][1]['checkpoint']]
+    assert collected['runs'][0]['metrics'] == resumed['metrics']
+    assert [(f['seed'], 'no ' in f['error'])
+            for f in collected['failures']] == [(2, True)]

@@ -3,8 +3,8 @@
 
     python tools/analysis_tools/seed_sweep.py CONFIG [CONFIG ...]
         --seeds 0 1 2 --val-dir DIR --work-root DIR [--max-iters N]
-        [--cfg-options k=v ...] [--skip-train] [--resume] [--keep-val]
-        [--in-process] [--out PREFIX]
+        [--cfg-options k=v ...] [--skip-train] [--resume] [--collect]
+        [--keep-val] [--in-process] [--out PREFIX]
 
 For every config and every seed: train with ``randomness.seed=SEED`` into
 ``WORK_ROOT/<config folder>_<config name>/seed<SEED>`` (``tools/train.py``'s
@@ -23,7 +23,9 @@ Each (config, seed) runs in a subprocess of its own (this script with
 in the run's work dir), so that a failed run does not end the sweep and
 memory is given back; ``--in-process`` runs everything in this process.
 ``--skip-train`` re-evaluates the existing work dirs; ``--resume`` continues
-runs cut short from their last checkpoints. ``--max-iters N`` sets
+runs cut short from their last checkpoints; ``--collect`` only reports the
+records earlier runs left (e.g. seeds run at different times).
+``--max-iters N`` sets
 ``train_cfg.max_iters`` only (schedules keep their own ends). The in-training
 validation is switched off (the measurement is the evaluation on
 ``--val-dir``) unless ``--keep-val``. ``--cfg-options`` apply to training and
@@ -87,6 +89,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--skip-train', action='store_true',
         help='only evaluate the existing work dirs')
+    parser.add_argument(
+        '--collect', action='store_true',
+        help='train and evaluate nothing: report the records that earlier '
+        'runs left in the work dirs (runs made at different times)')
     parser.add_argument(
         '--resume', action='store_true',
         help='continue each run from the last checkpoint in its work dir '
@@ -261,6 +267,17 @@ def run_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
     return evaluate_one(config, seed, work_dir, args.val_dir, args.cfg_dict)
 
 
+def collect_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
+    """The evaluation record an earlier run left in its work dir."""
+    work_dir = run_dir(args.work_root, config, seed)
+    path = eval_record_path(work_dir, args.val_dir)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no {path}: run {config} seed {seed} on '
+                                f'{args.val_dir} first')
+    with open(path) as file:
+        return json.load(file)
+
+
 def run_in_subprocess(args: argparse.Namespace, config: str,
                       seed: int) -> Dict:
     """``run_one`` in a subprocess (this script, ``--in-process``, one
@@ -430,13 +447,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     progress = ProgressBar(len(runs))
     for config, seed in runs:
         try:
-            if args.in_process:
+            if args.collect:
+                record = collect_one(args, config, seed)
+            elif args.in_process:
                 record = run_one(args, config, seed)
             else:
                 record = run_in_subprocess(args, config, seed)
             records.append(record)
         except Exception as error:  # report it, go on with the other runs
-            if args.in_process:
+            if args.in_process and not args.collect:
                 traceback.print_exc()
             failures.append(dict(config=config, seed=seed, error=str(error)))
             print(f'\n{config} seed {seed} failed: {error}', file=sys.stderr)
