@@ -3,7 +3,7 @@
 min-max, difference to the first config) on hand-made numbers, the report,
 the argument checks, and a real sweep (2 seeds x 2 iterations of a tiny
 config) that --skip-train re-evaluates, in a subprocess, to the same
-numbers, --resume continues and --collect reports."""
+numbers, --resume continues, --collect reports and --tag keeps apart."""
 import importlib.util
 import json
 import math
@@ -132,6 +132,10 @@ def test_bad_arguments(sweep, tiny_train_config, synthetic_root, tmp_path,
         sweep.parse_args([tiny_train_config, '--seeds', '0', '--cfg-options',
                           'novalue'] + base)
     assert 'key=value' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sweep.parse_args([tiny_train_config, '--seeds', '0', '--tag', 'a/b']
+                         + base)
+    assert '--tag must be' in capsys.readouterr().err
 
 
 def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
@@ -175,7 +179,10 @@ def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
     out = tmp_path / 'again'
     assert sweep.main(common + ['--seeds', '1', '--skip-train', '--out',
                                 str(out)]) == 0
-    assert (run_dir / 'seed1' / 'seed_sweep.log').is_file()
+    # an evaluation's log has its own name: it must not replace the log of
+    # a training (here there is none: the runs above were in-process)
+    assert (run_dir / 'seed1' / 'seed_sweep_eval.log').is_file()
+    assert not (run_dir / 'seed1' / 'seed_sweep.log').exists()
     again = json.loads(out.with_suffix('.json').read_text())['runs']
     assert len(again) == 1 and again[0]['seed'] == 1
     assert again[0]['checkpoint'] == result['runs'][1]['checkpoint']
@@ -202,3 +209,22 @@ def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
     assert collected['runs'][0]['metrics'] == resumed['metrics']
     assert [(f['seed'], 'no ' in f['error'])
             for f in collected['failures']] == [(2, True)]
+
+    # --tag: an evaluation with other settings keeps its own records
+    val_name = Path(synthetic_root).name
+    first_record = (run_dir / 'seed1' / f'eval_{val_name}.json').read_text()
+    tagged = common[:-1] + ['test_dataloader.batch_size=1']
+    assert sweep.main(tagged + ['--seeds', '1', '--skip-train', '--in-process',
+                                '--tag', 'batch1', '--out',
+                                str(tmp_path / 'tagged')]) == 0
+    assert (run_dir / 'seed1' / f'eval_{val_name}.json').read_text() == \
+        first_record
+    record = json.loads(
+        (run_dir / 'seed1' / f'eval_{val_name}_batch1.json').read_text())
+    assert record['tag'] == 'batch1'
+    assert record['cfg_options']['test_dataloader.batch_size'] == 1
+    assert sweep.main(common + ['--seeds', '1', '--collect', '--tag',
+                                'batch1', '--out',
+                                str(tmp_path / 'tag_collected')]) == 0
+    assert json.loads((tmp_path / 'tag_collected.json').read_text()
+                      )['runs'][0]['tag'] == 'batch1'

@@ -3,8 +3,8 @@
 
     python tools/analysis_tools/seed_sweep.py CONFIG [CONFIG ...]
         --seeds 0 1 2 --val-dir DIR --work-root DIR [--max-iters N]
-        [--cfg-options k=v ...] [--skip-train] [--resume] [--collect]
-        [--keep-val] [--in-process] [--out PREFIX]
+        [--cfg-options k=v ...] [--skip-train] [--tag NAME] [--resume]
+        [--collect] [--keep-val] [--in-process] [--out PREFIX]
 
 For every config and every seed: train with ``randomness.seed=SEED`` into
 ``WORK_ROOT/<config folder>_<config name>/seed<SEED>`` (``tools/train.py``'s
@@ -22,7 +22,9 @@ Each (config, seed) runs in a subprocess of its own (this script with
 ``--in-process`` and that one seed; its output goes to ``seed_sweep.log``
 in the run's work dir), so that a failed run does not end the sweep and
 memory is given back; ``--in-process`` runs everything in this process.
-``--skip-train`` re-evaluates the existing work dirs; ``--resume`` continues
+``--skip-train`` re-evaluates the existing work dirs (with ``--tag NAME`` its
+records are kept apart: ``eval_<val dir>_NAME.json``, for evaluations with
+other inference settings); ``--resume`` continues
 runs cut short from their last checkpoints; ``--collect`` only reports the
 records earlier runs left (e.g. seeds run at different times).
 ``--max-iters N`` sets
@@ -49,6 +51,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import traceback
@@ -94,6 +97,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='train and evaluate nothing: report the records that earlier '
         'runs left in the work dirs (runs made at different times)')
     parser.add_argument(
+        '--tag', default=None,
+        help='name of this evaluation: its records are eval_<val dir>_<TAG>'
+        '.json, so that runs evaluated with other settings (e.g. '
+        '--skip-train --tag seeds-off --cfg-options '
+        'model.test_cfg.use_seeds=False) keep their first records')
+    parser.add_argument(
         '--resume', action='store_true',
         help='continue each run from the last checkpoint in its work dir '
         '(a run cut short, e.g. by a stopped session); a run without one '
@@ -114,6 +123,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for config in args.configs:
         if not osp.isfile(config):
             parser.error(f'config file not found: {config}')
+    if args.tag is not None and not re.fullmatch(r'[\w.-]+', args.tag):
+        parser.error(f'--tag must be letters, digits, _ . or -: {args.tag}')
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds repeats a seed: {args.seeds}')
     if not osp.isdir(args.val_dir):
@@ -174,9 +185,12 @@ def missing_val_annotations(config: str, val_dir: str,
     return ann_file
 
 
-def eval_record_path(work_dir: str, val_dir: str) -> str:
+def eval_record_path(work_dir: str, val_dir: str,
+                     tag: Optional[str] = None) -> str:
+    """``eval_<val dir name>[_<tag>].json`` in the run's work dir."""
     name = osp.basename(osp.normpath(val_dir))
-    return osp.join(work_dir, f'eval_{name}.json')
+    suffix = f'_{tag}' if tag else ''
+    return osp.join(work_dir, f'eval_{name}{suffix}.json')
 
 
 def _load_tool(relative_path: str):
@@ -220,14 +234,15 @@ def train_one(config: str, seed: int, work_dir: str,
 
 
 def evaluate_one(config: str, seed: int, work_dir: str, val_dir: str,
-                 cfg_options: Dict) -> Dict:
+                 cfg_options: Dict, tag: Optional[str] = None) -> Dict:
     """Evaluate a run's last checkpoint on ``val_dir`` (``tools/test.py``'s
-    config handling) and write its record next to it.
+    config handling) and write its record next to it (under ``tag``, if
+    given: an evaluation with other settings keeps its own record).
 
     Returns:
         dict: ``config``, ``seed``, ``work_dir``, ``checkpoint``,
-        ``val_dir`` and ``metrics`` (the evaluator's names without their
-        prefix, e.g. ``PQ``, ``PQ_th``).
+        ``val_dir``, ``tag``, ``cfg_options`` and ``metrics`` (the
+        evaluator's names without their prefix, e.g. ``PQ``, ``PQ_th``).
     """
     from mmengine.runner import Runner
     pointer = osp.join(work_dir, 'last_checkpoint')
@@ -250,10 +265,10 @@ def evaluate_one(config: str, seed: int, work_dir: str, val_dir: str,
     metrics = Runner.from_cfg(cfg).test()
     record = dict(
         config=config, seed=seed, work_dir=work_dir, checkpoint=checkpoint,
-        val_dir=val_dir,
+        val_dir=val_dir, tag=tag, cfg_options=cfg_options,
         metrics={key.split('/')[-1]: float(value)
                  for key, value in metrics.items()})
-    with open(eval_record_path(work_dir, val_dir), 'w') as file:
+    with open(eval_record_path(work_dir, val_dir, tag), 'w') as file:
         json.dump(record, file, indent=1)
     return record
 
@@ -264,13 +279,14 @@ def run_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
     if not args.skip_train:
         train_one(config, seed, work_dir, args.max_iters, args.cfg_dict,
                   args.keep_val, args.resume)
-    return evaluate_one(config, seed, work_dir, args.val_dir, args.cfg_dict)
+    return evaluate_one(config, seed, work_dir, args.val_dir, args.cfg_dict,
+                        args.tag)
 
 
 def collect_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
     """The evaluation record an earlier run left in its work dir."""
     work_dir = run_dir(args.work_root, config, seed)
-    path = eval_record_path(work_dir, args.val_dir)
+    path = eval_record_path(work_dir, args.val_dir, args.tag)
     if not osp.isfile(path):
         raise FileNotFoundError(f'no {path}: run {config} seed {seed} on '
                                 f'{args.val_dir} first')
@@ -284,7 +300,7 @@ def run_in_subprocess(args: argparse.Namespace, config: str,
     seed); its output goes to ``seed_sweep.log`` in the run's work dir."""
     work_dir = run_dir(args.work_root, config, seed)
     os.makedirs(work_dir, exist_ok=True)
-    record_path = eval_record_path(work_dir, args.val_dir)
+    record_path = eval_record_path(work_dir, args.val_dir, args.tag)
     if osp.isfile(record_path):
         os.remove(record_path)  # a stale record must not pass for this run
     command = [
@@ -296,6 +312,8 @@ def run_in_subprocess(args: argparse.Namespace, config: str,
     ]
     if args.max_iters is not None:
         command += ['--max-iters', str(args.max_iters)]
+    if args.tag:
+        command += ['--tag', args.tag]
     if args.cfg_options:
         command += ['--cfg-options'] + list(args.cfg_options)
     command += [
@@ -303,7 +321,10 @@ def run_in_subprocess(args: argparse.Namespace, config: str,
                               ('--keep-val', args.keep_val),
                               ('--resume', args.resume)) if on
     ]
-    log_path = osp.join(work_dir, 'seed_sweep.log')
+    # an evaluation alone must not overwrite the training's log
+    log_name = 'seed_sweep.log' if not args.skip_train else \
+        f'seed_sweep_eval{"_" + args.tag if args.tag else ""}.log'
+    log_path = osp.join(work_dir, log_name)
     # a resumed run keeps the log of its first part
     with open(log_path, 'a' if args.resume else 'w') as log:
         status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
