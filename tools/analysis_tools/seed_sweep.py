@@ -22,12 +22,12 @@ Each (config, seed) runs in a subprocess of its own (this script with
 ``--in-process`` and that one seed; its output goes to ``seed_sweep.log``
 in the run's work dir), so that a failed run does not end the sweep and
 memory is given back; ``--in-process`` runs everything in this process.
-``--skip-train`` re-evaluates the existing work dirs (with ``--tag NAME`` its
-records are kept apart: ``eval_<val dir>_NAME.json``, for evaluations with
-other inference settings); ``--resume`` continues
-runs cut short from their last checkpoints; ``--collect`` only reports the
-records earlier runs left (e.g. seeds run at different times).
-``--max-iters N`` sets
+``--skip-train`` re-evaluates the existing work dirs (its log is then
+``seed_sweep_eval[_NAME].log``; with ``--tag NAME`` its records are kept
+apart too, ``eval_<val dir>_NAME.json``: evaluations with other inference
+settings). ``--resume`` continues runs cut short from their last
+checkpoints; ``--collect`` only reports the records earlier runs left
+(e.g. seeds run at different times). ``--max-iters N`` sets
 ``train_cfg.max_iters`` only (schedules keep their own ends). The in-training
 validation is switched off (the measurement is the evaluation on
 ``--val-dir``) unless ``--keep-val``. ``--cfg-options`` apply to training and
@@ -297,7 +297,8 @@ def collect_one(args: argparse.Namespace, config: str, seed: int) -> Dict:
 def run_in_subprocess(args: argparse.Namespace, config: str,
                       seed: int) -> Dict:
     """``run_one`` in a subprocess (this script, ``--in-process``, one
-    seed); its output goes to ``seed_sweep.log`` in the run's work dir."""
+    seed); its output goes to ``seed_sweep.log`` in the run's work dir
+    (``seed_sweep_eval[_TAG].log`` for an evaluation alone)."""
     work_dir = run_dir(args.work_root, config, seed)
     os.makedirs(work_dir, exist_ok=True)
     record_path = eval_record_path(work_dir, args.val_dir, args.tag)
