@@ -41,6 +41,11 @@ BASELINES = {
     'upernet_r18_synthetic': 'upernet/upernet_r18_synthetic',
 }
 
+#: configs/pisr/<name>.py that are another PISR config at another width
+#: (the shipped checkpoint's half-width model) -> that config: compared with
+#: it, not with a baseline of their own.
+WIDTH_VARIANTS = {'pdl_r18-half_synthetic': 'pdl_r18_synthetic'}
+
 #: (baseline class, PISR class) of each family, by config name prefix.
 CLASSES = {
     'pdl': (PanopticDeepLab, PanopticDeepLabPISR),
@@ -112,7 +117,8 @@ def test_flatten_and_diff_hand_made():
 
 def test_every_pisr_config_has_a_baseline():
     names = {path.stem for path in (CONFIGS / 'pisr').glob('*.py')}
-    assert names == set(BASELINES)
+    assert names == set(BASELINES) | set(WIDTH_VARIANTS)
+    assert set(WIDTH_VARIANTS.values()) <= set(BASELINES)
     for baseline in BASELINES.values():
         assert (CONFIGS / f'{baseline}.py').is_file(), baseline
 
@@ -136,6 +142,28 @@ def test_baseline_differs_only_in_the_pisr_keys(name):
     assert MODELS.get(pisr.model.type) is pisr_cls
     assert baseline.model.get('pisr') is None
     assert pisr.model.pisr.type == 'PISREncoder'
+
+
+def test_half_width_variant_differs_only_in_the_width():
+    """The shipped PISR checkpoint's config is pdl_r18_synthetic with
+    ResNet-18 at 32 base channels, the decoders reading its 32..256-wide
+    stages: nothing else (data, schedule, heads, PISR) differs."""
+    half = load('pisr/pdl_r18-half_synthetic')
+    full = load(f"pisr/{WIDTH_VARIANTS['pdl_r18-half_synthetic']}")
+    assert differing_paths(full.to_dict(), half.to_dict()) == {
+        'model.backbone.base_channels',
+        # the config's own variable, which the decoders' widths come from
+        *(f'backbone_channels.{i}' for i in range(4)),
+        *(f'model.{head}.decoder.in_channels.{i}'
+          for head in ('semantic_head', 'instance_head') for i in range(4))
+    }
+    assert half.model.backbone.base_channels == 32
+    assert tuple(half.model.semantic_head.decoder.in_channels) == (32, 64,
+                                                                   128, 256)
+    model = build_without_weights(half)
+    assert model.backbone.layer4[-1].conv2.out_channels == 256
+    # fp16 weights fit the 8 MB limit of a shipped checkpoint
+    assert 2 * sum(p.numel() for p in model.parameters()) < 8 * 2**20
 
 
 @pytest.mark.parametrize('name', [
