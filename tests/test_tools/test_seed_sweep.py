@@ -111,6 +111,13 @@ def test_names_and_options(sweep):
             'a.b': 1, 'c': None, 'd': [1, 2], 'e': 'x'}
     with pytest.raises(ValueError, match='key=value'):
         sweep.parse_cfg_options(['a.b'])
+    options = sweep.parse_cfg_options(
+        ['load_from=w/seed{seed}/iter_9.pth', 'n=3', 'l=[a{seed},b]'])
+    assert options['load_from'] == 'w/seed{seed}/iter_9.pth'
+    assert sweep.options_for_seed(options, 7) == {
+        'load_from': 'w/seed7/iter_9.pth', 'n': 3, 'l': ['a7', 'b']}
+    # the template itself is left for the other seeds
+    assert options['l'] == ['a{seed}', 'b']
 
 
 def test_bad_arguments(sweep, tiny_train_config, synthetic_root, tmp_path,
@@ -175,6 +182,23 @@ def test_sweep_end_to_end(sweep, tiny_train_config, synthetic_root,
                                       math.sqrt(2))
     report = (work_root / 'seed_sweep.md').read_text()
     assert '| seed 0 | seed 1 | mean | std | min-max |' in report
+
+    # a second stage of every seed: {seed} in a value becomes the run's seed
+    stage2 = tmp_path / 'stage2'
+    first_stage = str(run_dir / 'seed{seed}' / 'iter_2.pth')
+    assert sweep.main([
+        tiny_train_config, '--val-dir',
+        str(synthetic_root), '--work-root',
+        str(stage2), '--cfg-options', 'train_dataloader.batch_size=1',
+        f'load_from={first_stage}', '--seeds', '0', '1', '--max-iters', '1',
+        '--in-process', '--out', str(stage2 / 'report')
+    ]) == 0
+    for run in json.loads((stage2 / 'report.json').read_text())['runs']:
+        loaded = str(run_dir / f"seed{run['seed']}" / 'iter_2.pth')
+        assert run['cfg_options']['load_from'] == loaded
+        logs = (stage2 / run_dir.name / f"seed{run['seed']}").glob('*/*.log')
+        assert any(f'Load checkpoint from {loaded}' in log.read_text()
+                   for log in logs), run['seed']
 
     out = tmp_path / 'again'
     assert sweep.main(common + ['--seeds', '1', '--skip-train', '--out',

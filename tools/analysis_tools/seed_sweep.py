@@ -31,7 +31,10 @@ checkpoints; ``--collect`` only reports the records earlier runs left
 ``train_cfg.max_iters`` only (schedules keep their own ends). The in-training
 validation is switched off (the measurement is the evaluation on
 ``--val-dir``) unless ``--keep-val``. ``--cfg-options`` apply to training and
-evaluation alike.
+evaluation alike; ``{seed}`` in a value becomes the run's seed, e.g. a second
+training stage of every seed's first-stage run::
+
+    --cfg-options load_from=WORK_ROOT/<run name>/seed{seed}/iter_2000.pth
 
 Outputs: ``PREFIX.md`` (default ``WORK_ROOT/seed_sweep``): per config and
 metric (PQ, PQ_th, PQ_st) the value of each seed, the mean, the sample
@@ -161,6 +164,20 @@ def parse_cfg_options(pairs: Sequence[str]) -> Dict:
     return options
 
 
+def options_for_seed(cfg_options: Dict, seed: int) -> Dict:
+    """A copy of ``cfg_options`` with ``{seed}`` in its string values
+    (also inside lists and tuples) replaced by ``seed``."""
+
+    def substitute(value):
+        if isinstance(value, str):
+            return value.replace('{seed}', str(seed))
+        if isinstance(value, (list, tuple)):
+            return type(value)(substitute(item) for item in value)
+        return copy.deepcopy(value)
+
+    return {key: substitute(value) for key, value in cfg_options.items()}
+
+
 def run_name(config: str) -> str:
     """Work dir name of a config: ``<folder>_<name>``, e.g.
     ``pisr_pdl_r18_synthetic`` (two folders may hold the same name)."""
@@ -217,7 +234,7 @@ def train_one(config: str, seed: int, work_dir: str,
     (``resume``: as its ``--resume`` without a path)."""
     from mmengine.runner import Runner
     train_tool = _load_tool('train.py')
-    options = copy.deepcopy(cfg_options)
+    options = options_for_seed(cfg_options, seed)
     options['randomness.seed'] = seed
     if max_iters is not None:
         options['train_cfg.max_iters'] = max_iters
@@ -252,7 +269,8 @@ def evaluate_one(config: str, seed: int, work_dir: str, val_dir: str,
     with open(pointer) as file:
         checkpoint = file.read().strip()
     test_tool = _load_tool('test.py')
-    options = copy.deepcopy(cfg_options)
+    seed_options = options_for_seed(cfg_options, seed)
+    options = copy.deepcopy(seed_options)
     options['test_dataloader.dataset.data_root'] = \
         osp.join(val_dir, '')
     cfg = test_tool.build_test_config(
@@ -265,7 +283,7 @@ def evaluate_one(config: str, seed: int, work_dir: str, val_dir: str,
     metrics = Runner.from_cfg(cfg).test()
     record = dict(
         config=config, seed=seed, work_dir=work_dir, checkpoint=checkpoint,
-        val_dir=val_dir, tag=tag, cfg_options=cfg_options,
+        val_dir=val_dir, tag=tag, cfg_options=seed_options,
         metrics={key.split('/')[-1]: float(value)
                  for key, value in metrics.items()})
     with open(eval_record_path(work_dir, val_dir, tag), 'w') as file:
