@@ -354,6 +354,29 @@ def test_coco_config():
     assert cfg.train_dataloader.batch_size * 8 == 16
 
 
+def test_synthetic_second_stage_configs():
+    """The second stage of D2 and of A: each first stage's model and data,
+    1000 iterations from its iter_2000.pth with the first stage's
+    learning-rate shape (warmup 100, x0.1 at three quarters)."""
+    for name, first_run in (('d2', 'unified_d2'), ('a', 'unified_a')):
+        first = _config(f'unified_r18_{name}_synthetic')
+        second = _config(f'unified_r18_{name}_synthetic_stage2')
+        assert second.model == first.model, name
+        assert second.train_dataloader == first.train_dataloader, name
+        assert second.optim_wrapper == first.optim_wrapper, name
+        assert second.load_from == f'work_dirs/{first_run}/iter_2000.pth'
+        assert first.train_cfg.max_iters == 2000
+        assert second.train_cfg.max_iters == 1000
+        warmup, steps = second.param_scheduler
+        assert (warmup.end, steps.end, steps.milestones) == (100, 1000,
+                                                             [750])
+        assert first.param_scheduler[1].milestones == [1500]
+        assert [dict(p, end=None, milestones=None)
+                for p in second.param_scheduler] == [
+                    dict(p, end=None, milestones=None)
+                    for p in first.param_scheduler], name
+
+
 def test_synthetic_config_runs_through_runner(synthetic_root, tmp_path):
     """Three iterations of unified_r18_d2_synthetic.py: losses finite."""
     cfg = _config('unified_r18_d2_synthetic')
