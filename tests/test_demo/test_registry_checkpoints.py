@@ -25,7 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FLOORS = {
     'rtp': (60.0, 40.0, 90.0),  # measured 69.7 / 50.1 / 99.0
     'ciae': (75.0, 65.0, 90.0),  # measured 84.7 / 74.9 / 99.3
-    'unified_d2': (58.0, 37.0, 90.0),  # measured 67.9 / 47.5 / 98.7
+    # Unified D2: the second-stage file since 2026-12-02 (first stage: 67.9 /
+    # 47.5 / 98.7)
+    'unified_d2': (65.0, 48.0, 90.0),  # measured 74.7 / 58.7 / 98.8
     'pss': (44.0, 15.0, 90.0),  # measured 54.4 / 25.2 / 98.1
     'pisr': (46.0, 18.0, 90.0),  # measured 56.9 / 28.5 / 99.4 (2026-12-02)
 }
