@@ -139,6 +139,20 @@ class MaskFormerPISR(MaskFormer):
        ``final_cls_embed(q')`` and the final masks
        ``final_mask_embed(q') . F_final`` (own weights, same shapes as the
        base ``cls_embed`` / ``mask_embed``).
+    7. With ``final_residual=True`` (default) those final logits are a
+       correction added to the last layer's initial logits (``cls_final =
+       cls_init + final_cls_embed(q')``, ``m_final = m_init +
+       final_mask_embed(q') . F_final``), and the last layers of
+       ``final_cls_embed`` and ``final_mask_embed`` start at zero: training
+       starts from the base model's own prediction and PISR learns what to
+       change. Why: ``F_pan`` (Sec. 3.4, ``g_q(E)^T g_p(F_sp)``) lies, at
+       every pixel, in the span of the N + K slot values, so a mask
+       ``e . F_pan`` is a mix of the N + K slot affinity maps; with fresh
+       standalone heads (``final_residual=False``, the design of the first
+       synthetic runs) the thing masks settled just under probability 0.5
+       and the model found almost no things (``configs/pisr/README.md``,
+       "Seed sweep"). The paper does not say how MaskFormer's heads read
+       ``F_pan``; this is our choice, declared.
 
     Loss (Eq. 1, ``L = gamma (L'_sem + L'_ins) + L_sem + L_ins``, each the
     base model's own): MaskFormer's set loss (Hungarian matching,
@@ -164,6 +178,8 @@ class MaskFormerPISR(MaskFormer):
         instance_score_thr (float): Minimum thing score of a valid instance
             slot. Defaults to 0.05.
         final_input (str): ``'pan'`` (default) or ``'concat'``, see step 6.
+        final_residual (bool): Final logits = initial + PISR's correction
+            (zero at init), see step 7. Defaults to True.
     """
 
     def __init__(self,
@@ -178,7 +194,8 @@ class MaskFormerPISR(MaskFormer):
                  pisr: OptConfigType = None,
                  gamma: float = 1.0,
                  instance_score_thr: float = 0.05,
-                 final_input: str = 'pan') -> None:
+                 final_input: str = 'pan',
+                 final_residual: bool = True) -> None:
         if pisr is None or 'num_instances' not in pisr:
             raise ValueError('MaskFormerPISR needs pisr with num_instances '
                              '(K)')
@@ -231,6 +248,23 @@ class MaskFormerPISR(MaskFormer):
             nn.Linear(query_channels, query_channels), nn.ReLU(inplace=True),
             nn.Linear(query_channels, query_channels), nn.ReLU(inplace=True),
             nn.Linear(query_channels, mask_channels))
+        self.final_residual = final_residual
+        self._zero_final_corrections()
+
+    def _zero_final_corrections(self) -> None:
+        """With ``final_residual``, zero the last layers of the final
+        heads, so that the final logits start equal to the initial ones."""
+        if not self.final_residual:
+            return
+        for layer in (self.final_cls_embed, self.final_mask_embed[-1]):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def init_weights(self) -> None:
+        """As mmengine's, then the zero corrections again (an
+        ``init_cfg`` of the detector must not undo them)."""
+        super().init_weights()
+        self._zero_final_corrections()
 
     def decode_queries(
             self, x: Tuple[Tensor],
@@ -308,11 +342,14 @@ class MaskFormerPISR(MaskFormer):
             pan_feats = self.final_fuse(torch.cat([feats, pan_feats], dim=1))
         context = region_encodings(mask_preds.sigmoid(), pan_feats)
         final_queries = queries[-1] + self.query_context(context)
-        final = MaskFormerPredictions(
-            self.final_cls_embed(final_queries)[None],
-            torch.einsum('bqc,bchw->bqhw',
-                         self.final_mask_embed(final_queries),
-                         pan_feats)[None])
+        final_cls = self.final_cls_embed(final_queries)
+        final_masks = torch.einsum('bqc,bchw->bqhw',
+                                   self.final_mask_embed(final_queries),
+                                   pan_feats)
+        if self.final_residual:
+            final_cls = final_cls + cls_scores
+            final_masks = final_masks + mask_preds
+        final = MaskFormerPredictions(final_cls[None], final_masks[None])
         return initial, final
 
     def loss(self, batch_inputs: Tensor,

@@ -13,7 +13,7 @@ from mmdet.models.dense_heads import MaskFormerHead
 from mmdet.models.seg_heads import MaskFormerFusionHead
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData, PixelData
 
@@ -32,7 +32,8 @@ NUM_THINGS, NUM_STUFF = 2, 1
 FINAL_LOSSES = {'loss_cls', 'loss_mask', 'loss_dice'}
 
 
-def tiny_model_cfg(gamma=1.0, final_input='pan', num_instances=4):
+def tiny_model_cfg(gamma=1.0, final_input='pan', num_instances=4,
+                   final_residual=True):
     """R18, plain FPN pixel decoder, 2 decoder layers of width 32, 6
     queries, K = 4 (random init)."""
     attn = dict(embed_dims=32, num_heads=4, dropout=0.0, batch_first=True)
@@ -124,13 +125,22 @@ def tiny_model_cfg(gamma=1.0, final_input='pan', num_instances=4):
             channels=8,
             reweight_channels=4),
         gamma=gamma,
-        final_input=final_input)
+        final_input=final_input,
+        final_residual=final_residual)
 
 
-def _build(**kwargs):
+def _build(trained_corrections=True, **kwargs):
+    """The tiny model; with ``trained_corrections`` the zero-initialised
+    last layers of the final heads (``final_residual``) are redrawn, as
+    after some training, so that gradients pass through them."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg(**kwargs))
     model.init_weights()
+    if trained_corrections:
+        with torch.no_grad():
+            for layer in (model.final_cls_embed, model.final_mask_embed[-1]):
+                layer.weight.normal_(std=0.1)
+                layer.bias.normal_(std=0.1)
     return model
 
 
@@ -260,11 +270,12 @@ def test_initial_losses_are_scaled_by_gamma():
         torch.testing.assert_close(half[name], value * scale, msg=name)
 
 
-def test_final_losses_reach_pisr_and_the_base_model():
+@pytest.mark.parametrize('final_residual', [True, False])
+def test_final_losses_reach_pisr_and_the_base_model(final_residual):
     """The final losses alone: every PISR parameter gets a gradient, and
     through S and I (and F) so do the base head's classifier and mask
     embedding, the pixel decoder and the backbone."""
-    model = _build()
+    model = _build(final_residual=final_residual)
     losses = _losses(model)
     sum(value for name, value in losses.items()
         if name in FINAL_LOSSES).backward()
@@ -307,13 +318,63 @@ def test_predict_gives_valid_panoptic_maps():
         assert ((panoptic % 1000 >= 0) & (panoptic % 1000 <= 3)).all()
 
 
+def test_residual_final_starts_as_the_base_maskformer():
+    """``final_residual``: at init the final corrections are zero, so the
+    final logits equal the last decoder layer's initial ones and the
+    panoptic prediction is mmdet's ``MaskFormer`` with the same weights."""
+    model = _build(trained_corrections=False).eval()
+    for layer in (model.final_cls_embed, model.final_mask_embed[-1]):
+        assert layer.weight.abs().sum() == 0 and layer.bias.abs().sum() == 0
+    base_cfg = tiny_model_cfg()
+    for key in ('pisr', 'gamma', 'final_input', 'final_residual'):
+        base_cfg.pop(key)
+    base_cfg['type'] = 'mmdet.MaskFormer'
+    # mmdet's MaskFormer deep-copies its sub-configs with ConfigDict methods
+    base = MODELS.build(ConfigDict(base_cfg)).eval()
+    missing, unexpected = base.load_state_dict(model.state_dict(),
+                                               strict=False)
+    assert not missing
+    assert all(k.startswith(('pisr.', 'final_', 'query_context.'))
+               for k in unexpected)
+    with torch.no_grad():
+        data = model.data_preprocessor(_batch(), False)
+        x = model.extract_feat(data['inputs'])
+        initial, final = model.forward_initial_and_final(
+            x, data['data_samples'])
+        torch.testing.assert_close(final.cls_scores[0],
+                                   initial.cls_scores[-1])
+        torch.testing.assert_close(final.mask_preds[0],
+                                   initial.mask_preds[-1])
+        ours = model.predict(data['inputs'], data['data_samples'])
+        theirs = base.predict(data['inputs'], data['data_samples'])
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.pred_panoptic_seg.sem_seg,
+                           b.pred_panoptic_seg.sem_seg)
+
+
+def test_residual_final_adds_the_correction():
+    """A constant class correction shifts every final class logit by it
+    (initial + correction); the masks keep the initial logits."""
+    model = _build(trained_corrections=False).eval()
+    shift = torch.tensor([3., -1., 0., 2.])
+    with torch.no_grad():
+        model.final_cls_embed.bias.copy_(shift)
+        data = model.data_preprocessor(_batch(), False)
+        x = model.extract_feat(data['inputs'])
+        initial, final = model.forward_initial_and_final(
+            x, data['data_samples'])
+    torch.testing.assert_close(final.cls_scores[0],
+                               initial.cls_scores[-1] + shift)
+    torch.testing.assert_close(final.mask_preds[0], initial.mask_preds[-1])
+
+
 def test_predict_reads_the_final_classifier():
-    """Make the final classifier call every query thing class 0 (score
+    """``final_residual=False``: make the final classifier call every query thing class 0 (score
     about 1) and every final mask logit 0 (probability 0.5 everywhere):
     MaskFormer's fusion then gives every pixel to the first query, one
     instance of class 0 (``0 + 1 * 1000``); the initial heads are left as
     they are, so this is read from the final ones."""
-    model = _build().eval()
+    model = _build(final_residual=False).eval()
     with torch.no_grad():
         model.final_cls_embed.weight.zero_()
         model.final_cls_embed.bias.copy_(torch.tensor([10., 0., 0., -10.]))
