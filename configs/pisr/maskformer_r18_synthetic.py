@@ -3,10 +3,9 @@
 # ResNet-18, plain FPN pixel decoder, 3-layer 64-wide Transformer decoder,
 # 20 queries; 2000 iterations, batch 4) with MaskFormerPISR: K = 10
 # instance slots, 16 affinity channels, BN (one process). Nothing else
-# differs (tested). Known problem (2026-12-02, ./README.md "Seed sweep"):
-# after 2000 iterations the final masks of thing queries (against F_pan
-# alone) stay just under probability 0.5, so this config finds almost no
-# things and scores below its baseline.
+# differs (tested). The final stage is residual (MaskFormerPISR's
+# default final_residual=True): the first runs without it lost the things
+# (./README.md, "Seed sweep").
 #   python tools/dataset_converters/make_synthetic.py --out data/synthetic \
 #       --num-train 600 --num-val 100 --seed 0
 #   python tools/train.py configs/pisr/maskformer_r18_synthetic.py
@@ -21,4 +20,5 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True)),
     gamma=1.0,
     instance_score_thr=0.05,
-    final_input='pan')
+    final_input='pan',
+    final_residual=True)
