@@ -135,11 +135,12 @@ class MaskFormerPISR(MaskFormer):
        under its initial mask, ``q' = q + W mean_p(sigmoid(m_q) F_final)``
        (:func:`region_encodings`, ``W`` a linear map), so that the final
        *classes* see the relational context too (the paper's Fig. 7 shows
-       PISR correcting MaskFormer's classes); the final class logits are
-       ``final_cls_embed(q')`` and the final masks
+       PISR correcting MaskFormer's classes); PISR's class logits are
+       ``final_cls_embed(q')`` and its mask logits
        ``final_mask_embed(q') . F_final`` (own weights, same shapes as the
-       base ``cls_embed`` / ``mask_embed``).
-    7. With ``final_residual=True`` (default) those final logits are a
+       base ``cls_embed`` / ``mask_embed``); with ``final_residual=False``
+       they are the final logits.
+    7. With ``final_residual=True`` (default) they are instead a
        correction added to the last layer's initial logits (``cls_final =
        cls_init + final_cls_embed(q')``, ``m_final = m_init +
        final_mask_embed(q') . F_final``), and the last layers of
@@ -256,9 +257,15 @@ class MaskFormerPISR(MaskFormer):
         heads, so that the final logits start equal to the initial ones."""
         if not self.final_residual:
             return
-        for layer in (self.final_cls_embed, self.final_mask_embed[-1]):
+        for layer in self.final_correction_layers:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    @property
+    def final_correction_layers(self) -> Tuple[nn.Linear, nn.Linear]:
+        """The last layers of the final class and mask heads: the ones
+        that start at zero with ``final_residual``."""
+        return self.final_cls_embed, self.final_mask_embed[-1]
 
     def init_weights(self) -> None:
         """As mmengine's, then the zero corrections again (an

@@ -138,7 +138,7 @@ def _build(trained_corrections=True, **kwargs):
     model.init_weights()
     if trained_corrections:
         with torch.no_grad():
-            for layer in (model.final_cls_embed, model.final_mask_embed[-1]):
+            for layer in model.final_correction_layers:
                 layer.weight.normal_(std=0.1)
                 layer.bias.normal_(std=0.1)
     return model
@@ -318,12 +318,20 @@ def test_predict_gives_valid_panoptic_maps():
         assert ((panoptic % 1000 >= 0) & (panoptic % 1000 <= 3)).all()
 
 
+def _initial_and_final(model):
+    """Initial and final logits of the tiny batch (no gradients)."""
+    with torch.no_grad():
+        data = model.data_preprocessor(_batch(), False)
+        return model.forward_initial_and_final(
+            model.extract_feat(data['inputs']), data['data_samples'])
+
+
 def test_residual_final_starts_as_the_base_maskformer():
     """``final_residual``: at init the final corrections are zero, so the
     final logits equal the last decoder layer's initial ones and the
     panoptic prediction is mmdet's ``MaskFormer`` with the same weights."""
     model = _build(trained_corrections=False).eval()
-    for layer in (model.final_cls_embed, model.final_mask_embed[-1]):
+    for layer in model.final_correction_layers:
         assert layer.weight.abs().sum() == 0 and layer.bias.abs().sum() == 0
     base_cfg = tiny_model_cfg()
     for key in ('pisr', 'gamma', 'final_input', 'final_residual'):
@@ -336,15 +344,11 @@ def test_residual_final_starts_as_the_base_maskformer():
     assert not missing
     assert all(k.startswith(('pisr.', 'final_', 'query_context.'))
                for k in unexpected)
+    initial, final = _initial_and_final(model)
+    torch.testing.assert_close(final.cls_scores[0], initial.cls_scores[-1])
+    torch.testing.assert_close(final.mask_preds[0], initial.mask_preds[-1])
     with torch.no_grad():
         data = model.data_preprocessor(_batch(), False)
-        x = model.extract_feat(data['inputs'])
-        initial, final = model.forward_initial_and_final(
-            x, data['data_samples'])
-        torch.testing.assert_close(final.cls_scores[0],
-                                   initial.cls_scores[-1])
-        torch.testing.assert_close(final.mask_preds[0],
-                                   initial.mask_preds[-1])
         ours = model.predict(data['inputs'], data['data_samples'])
         theirs = base.predict(data['inputs'], data['data_samples'])
     for a, b in zip(ours, theirs):
@@ -359,18 +363,15 @@ def test_residual_final_adds_the_correction():
     shift = torch.tensor([3., -1., 0., 2.])
     with torch.no_grad():
         model.final_cls_embed.bias.copy_(shift)
-        data = model.data_preprocessor(_batch(), False)
-        x = model.extract_feat(data['inputs'])
-        initial, final = model.forward_initial_and_final(
-            x, data['data_samples'])
+    initial, final = _initial_and_final(model)
     torch.testing.assert_close(final.cls_scores[0],
                                initial.cls_scores[-1] + shift)
     torch.testing.assert_close(final.mask_preds[0], initial.mask_preds[-1])
 
 
 def test_predict_reads_the_final_classifier():
-    """``final_residual=False``: make the final classifier call every query thing class 0 (score
-    about 1) and every final mask logit 0 (probability 0.5 everywhere):
+    """``final_residual=False``: make the final classifier call every
+    query thing class 0 (score about 1) and every final mask logit 0 (probability 0.5 everywhere):
     MaskFormer's fusion then gives every pixel to the first query, one
     instance of class 0 (``0 + 1 * 1000``); the initial heads are left as
     they are, so this is read from the final ones."""
